@@ -1,0 +1,1 @@
+"""The host function API: what plugins may ask of the host, checked against their grants."""

@@ -1,0 +1,94 @@
+"""Discovery: scan ``plugins_dir`` for plugin directories and ``.zip`` packages.
+
+Reads manifests only; nothing is compiled or instantiated. A broken plugin or package becomes a
+:class:`Discovered` entry with its error, so it is listed (as ``failed``) and never stops the
+others from loading.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import GoatKitError, ManifestError, PackageError
+from .archive import ArchiveLimits, extract_package
+from .manifest import MANIFEST_NAMES, Manifest, load_manifest
+
+logger = logging.getLogger("goatkit")
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """One plugin found on disk: its manifest, or the error that stopped it."""
+
+    name: str
+    source: Path
+    directory: Path | None
+    manifest: Manifest | None
+    error: GoatKitError | None = None
+
+    @property
+    def package(self) -> Path | None:
+        """The ``.zip`` this plugin came from, if it came from one."""
+        return self.source if self.source.suffix == ".zip" else None
+
+
+def discover(
+    plugins_dir: Path, packages_root: Path, *, limits: ArchiveLimits | None = None
+) -> list[Discovered]:
+    """Every plugin in ``plugins_dir``, sorted by name; failures included with their error."""
+    limits = limits or ArchiveLimits()
+    found: list[Discovered] = []
+    if not plugins_dir.is_dir():
+        return found
+    for entry in sorted(plugins_dir.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if entry.is_dir():
+            found.append(_from_directory(entry, entry))
+        elif entry.suffix == ".zip" and entry.is_file():
+            try:
+                root = extract_package(entry, packages_root, limits=limits)
+            except PackageError as exc:
+                logger.error("%s", exc)
+                found.append(Discovered(entry.stem, entry, None, None, exc))
+                continue
+            found.append(_from_directory(root, entry))
+    return _refuse_duplicates(found)
+
+
+def _from_directory(directory: Path, source: Path) -> Discovered:
+    if not any((directory / name).is_file() for name in MANIFEST_NAMES):
+        error = ManifestError(
+            f"{source.name}: no {' or '.join(MANIFEST_NAMES)} in the plugin directory; add a "
+            "manifest with at least a name",
+            plugin=source.stem,
+        )
+        return Discovered(source.stem, source, directory, None, error)
+    try:
+        manifest = load_manifest(directory)
+    except ManifestError as exc:
+        logger.error("%s", exc)
+        return Discovered(source.stem, source, directory, None, exc)
+    return Discovered(manifest.name, source, directory, manifest)
+
+
+def _refuse_duplicates(found: list[Discovered]) -> list[Discovered]:
+    seen: dict[str, Discovered] = {}
+    out: list[Discovered] = []
+    for item in found:
+        first = seen.get(item.name)
+        if first is None:
+            seen[item.name] = item
+            out.append(item)
+            continue
+        # Keyed by source so both stay visible; the first one found keeps the name.
+        error = ManifestError(
+            f"{item.source.name}: another plugin named {item.name!r} is already installed from "
+            f"{first.source.name}; remove one of them or rename it",
+            plugin=item.name,
+        )
+        logger.error("%s", error)
+        out.append(Discovered(item.source.name, item.source, item.directory, None, error))
+    return sorted(out, key=lambda d: d.name)

@@ -1,0 +1,110 @@
+"""Platform settings: the constructor's keyword arguments, checked once, with clear errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .packaging.archive import ArchiveLimits
+
+DEFAULT_DATABASE_URL = "sqlite:///goatkit.db"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a :class:`~goatkit_asgi.Platform` is configured with."""
+
+    plugins_dir: Path
+    state_dir: Path
+    database_url: str = DEFAULT_DATABASE_URL
+    call_timeout: float = 5.0
+    max_call_timeout: float = 60.0
+    memory_mb: int = 16
+    memory_budget_mb: int | None = None
+    max_instances: int = 4
+    max_queue: int = 64
+    worker_threads: int = 16
+    grants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    auto_grant: bool = False
+    plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    inline_calls: bool = True
+
+
+def _positive_number(name: str, value: object, *, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{name}: expected a positive number of seconds, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: {value}s is more than the maximum of {maximum}s")
+    return float(value)
+
+
+def _positive_int(name: str, value: object, *, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}: expected a positive whole number, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: {value} is more than the maximum of {maximum}")
+    return value
+
+
+def build_settings(
+    *,
+    plugins_dir: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str] | None,
+    database_url: str,
+    call_timeout: float,
+    max_call_timeout: float,
+    memory_mb: int,
+    memory_budget_mb: int | None,
+    max_instances: int,
+    max_queue: int,
+    worker_threads: int,
+    grants: Mapping[str, Mapping[str, Any]] | None,
+    auto_grant: bool,
+    plugin_config: Mapping[str, Mapping[str, Any]] | None,
+    archive_limits: ArchiveLimits | None,
+    inline_calls: bool,
+) -> Settings:
+    """Check every setting; a wrong one is a ConfigError that names it and says what is expected."""
+    plugins = Path(plugins_dir)
+    if plugins.exists() and not plugins.is_dir():
+        raise ConfigError(f"plugins_dir: {plugins} exists but is not a directory")
+    state = Path(state_dir) if state_dir is not None else plugins.resolve().parent / ".goatkit"
+    if not isinstance(database_url, str) or database_url.split(":", 1)[0].split("+")[0] not in DATABASE_SCHEMES:
+        raise ConfigError(
+            f"database_url: {database_url!r} is not supported; use sqlite:///path.db or "
+            "postgresql://user:pass@host/db"
+        )
+    max_timeout = _positive_number("max_call_timeout", max_call_timeout)
+    timeout = _positive_number("call_timeout", call_timeout, maximum=max_timeout)
+    mem = _positive_int("memory_mb", memory_mb, maximum=4096)
+    budget = None if memory_budget_mb is None else _positive_int("memory_budget_mb", memory_budget_mb)
+    for name, value in (("grants", grants), ("plugin_config", plugin_config)):
+        if value is not None and not (
+            isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())
+        ):
+            raise ConfigError(f"{name}: expected a mapping of plugin name to a mapping")
+    if not isinstance(auto_grant, bool):
+        raise ConfigError(f"auto_grant: expected True or False, got {auto_grant!r}")
+    return Settings(
+        plugins_dir=plugins,
+        state_dir=state,
+        database_url=database_url,
+        call_timeout=timeout,
+        max_call_timeout=max_timeout,
+        memory_mb=mem,
+        memory_budget_mb=budget,
+        max_instances=_positive_int("max_instances", max_instances, maximum=64),
+        max_queue=_positive_int("max_queue", max_queue),
+        worker_threads=_positive_int("worker_threads", worker_threads, maximum=256),
+        grants=dict(grants or {}),
+        auto_grant=auto_grant,
+        plugin_config=dict(plugin_config or {}),
+        archive_limits=archive_limits or ArchiveLimits(),
+        inline_calls=bool(inline_calls),
+    )

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from goatkit_asgi import Platform
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def plugins_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "plugins"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_platform(plugins_dir: Path) -> Callable[..., Platform]:
+    """A fresh Platform over ``plugins_dir`` with its state beside it."""
+
+    def make(**kwargs: Any) -> Platform:
+        kwargs.setdefault("state_dir", plugins_dir.parent / "state")
+        return Platform(plugins_dir, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+async def platform(make_platform: Callable[..., Platform]) -> AsyncIterator[Platform]:
+    async with make_platform() as p:
+        yield p
