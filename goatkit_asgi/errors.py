@@ -166,7 +166,7 @@ class PluginMemoryExceeded(PluginCallError):
 
 
 class PluginCrashed(PluginCallError):
-    """The guest trapped (out-of-bounds access, unreachable, stack overflow, ...) or its process died."""
+    """The guest trapped (out of bounds, unreachable, stack overflow, ...) or its process died."""
 
     code = "crashed"
 

@@ -50,7 +50,7 @@ logger = logging.getLogger("goatkit")
 __all__ = ["Platform", "PluginInfo", "PluginState"]
 
 
-class PluginState(str, enum.Enum):
+class PluginState(enum.StrEnum):
     """Where a plugin is in its lifecycle."""
 
     DISCOVERED = "discovered"  # manifest read; no instances
@@ -220,7 +220,9 @@ class Platform:
         for item in found:
             state = PluginState.FAILED if item.error else PluginState.DISCOVERED
             self._plugins[item.name] = _Plugin(item, state, error=item.error)
-        pending = await anyio.to_thread.run_sync(self._read_cached_registrations, limiter=self._limiter)
+        pending = await anyio.to_thread.run_sync(
+            self._read_cached_registrations, limiter=self._limiter
+        )
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._started = True
@@ -277,11 +279,14 @@ class Platform:
             try:
                 record.digest = _file_digest(path)
             except OSError as exc:
-                self._fail(record, PluginLoadError(
-                    f"{record.name}: cannot read {path.name} ({exc.strerror}); the manifest's "
-                    "wasm: must name the module file inside the plugin directory",
-                    plugin=record.name,
-                ))
+                self._fail(
+                    record,
+                    PluginLoadError(
+                        f"{record.name}: cannot read {path.name} ({exc.strerror}); the manifest's "
+                        "wasm: must name the module file inside the plugin directory",
+                        plugin=record.name,
+                    ),
+                )
                 continue
             cached = self._registration_path(record.digest)
             try:
@@ -350,9 +355,14 @@ class Platform:
     def _timeout_for(self, record: _Plugin, timeout: float | None) -> float:
         limit = self.settings.max_call_timeout
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= limit:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not 0 < timeout <= limit
+            ):
                 raise ConfigError(
-                    f"{record.name}: timeout={timeout!r} must be a number of seconds in (0, {limit}]",
+                    f"{record.name}: timeout={timeout!r} must be a number of seconds in "
+                    f"(0, {limit}]",
                     plugin=record.name,
                 )
             return float(timeout)
@@ -415,22 +425,17 @@ class Platform:
         record = self._plugins.get(name)
         if record is None:
             raise PluginNotFound(
-                f"no plugin named {name!r}; installed: {', '.join(sorted(self._plugins)) or 'none'}",
+                f"no plugin named {name!r}; installed: "
+                f"{', '.join(sorted(self._plugins)) or 'none'}",
                 plugin=name,
             )
         pool = record.pool
         if pool is not None:
             return record, pool
-        if record.state is PluginState.DISABLED:
-            raise PluginDisabled(f"{name}: the plugin is disabled; enable it first", plugin=name)
-        if record.state is PluginState.FAILED:
-            assert record.error is not None
-            raise record.error
+        _check_usable(record)
         async with record.lock:
             if record.pool is None:
-                if record.state is PluginState.FAILED:
-                    assert record.error is not None
-                    raise record.error
+                _check_usable(record)  # another task may have failed it while we waited
                 try:
                     pool = await self._build_pool(record)
                     await self._ensure_registration(record, pool)
@@ -542,6 +547,16 @@ class Platform:
             merged.update(record.manifest.config)
         merged.update(self.settings.plugin_config.get(plugin, {}))
         return merged
+
+
+def _check_usable(record: _Plugin) -> None:
+    if record.state is PluginState.DISABLED:
+        raise PluginDisabled(
+            f"{record.name}: the plugin is disabled; enable it first", plugin=record.name
+        )
+    if record.state is PluginState.FAILED:
+        assert record.error is not None
+        raise record.error
 
 
 def _decode_result(plugin: str, function: str, raw: bytes | None) -> Any:

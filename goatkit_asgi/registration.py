@@ -314,7 +314,7 @@ def _decode(raw: bytes | str | Mapping[str, object], ctx: _Context) -> object:
             problem(
                 "",
                 f"the registration is {size} bytes, more than the limit of "
-                f"{MAX_REGISTRATION_BYTES // 1024} KiB",
+                f"{MAX_REGISTRATION_BYTES // (1024 * 1024)} MiB",
                 "move large data (translations, templates) into files of the plugin",
             )
         )
@@ -486,7 +486,8 @@ def _route_path(value: str, path: str, fail: Fail) -> str:
                 )
             segments[i] = "{" + segment[1:] + ":path}"
     converted = "/".join(segments)
-    if "{" in _PARAM_RE.sub("", converted) or "}" in _PARAM_RE.sub("", converted):
+    outside_params = _PARAM_RE.sub("", converted)
+    if "{" in outside_params or "}" in outside_params:
         raise fail(problem(where, f"unbalanced braces in {describe(value)}", hint))
     seen: set[str] = set()
     for match in _PARAM_RE.finditer(converted):

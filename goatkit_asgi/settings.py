@@ -75,7 +75,10 @@ def build_settings(
     if plugins.exists() and not plugins.is_dir():
         raise ConfigError(f"plugins_dir: {plugins} exists but is not a directory")
     state = Path(state_dir) if state_dir is not None else plugins.resolve().parent / ".goatkit"
-    if not isinstance(database_url, str) or database_url.split(":", 1)[0].split("+")[0] not in DATABASE_SCHEMES:
+    if (
+        not isinstance(database_url, str)
+        or database_url.split(":", 1)[0].split("+")[0] not in DATABASE_SCHEMES
+    ):
         raise ConfigError(
             f"database_url: {database_url!r} is not supported; use sqlite:///path.db or "
             "postgresql://user:pass@host/db"
@@ -83,7 +86,9 @@ def build_settings(
     max_timeout = _positive_number("max_call_timeout", max_call_timeout)
     timeout = _positive_number("call_timeout", call_timeout, maximum=max_timeout)
     mem = _positive_int("memory_mb", memory_mb, maximum=4096)
-    budget = None if memory_budget_mb is None else _positive_int("memory_budget_mb", memory_budget_mb)
+    budget = (
+        None if memory_budget_mb is None else _positive_int("memory_budget_mb", memory_budget_mb)
+    )
     for name, value in (("grants", grants), ("plugin_config", plugin_config)):
         if value is not None and not (
             isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())

@@ -340,7 +340,7 @@ async def test_log_lines_land_in_the_plugin_log(
             "sink", "host", ["log", {"level": "error", "message": "from host_call"}]
         )
         lines = [(r.level, r.message) for r in platform.logs.records("sink")]
-        assert ("warn", "\"from gk.log\"") in lines  # the raw JSON args it was given
+        assert ("warn", '"from gk.log"') in lines  # the raw JSON args it was given
         assert ("error", "from host_call") in lines
 
 

@@ -58,8 +58,23 @@ def test_parse_duration_accepts_numbers_and_go_durations(value: object, seconds:
 
 @pytest.mark.parametrize(
     "value",
-    ["soon", "", "  ", "5x", "ms", "2 s", "1.5.5s", "s2", True, False, None, [1], {"s": 1},
-     float("inf"), float("nan")],
+    [
+        "soon",
+        "",
+        "  ",
+        "5x",
+        "ms",
+        "2 s",
+        "1.5.5s",
+        "s2",
+        True,
+        False,
+        None,
+        [1],
+        {"s": 1},
+        float("inf"),
+        float("nan"),
+    ],
 )
 def test_parse_duration_returns_none_when_unparseable(value: object) -> None:
     assert parse_duration(value) is None
@@ -165,7 +180,7 @@ def test_get_version_strict_and_loose() -> None:
     assert get_version({"v": "v1"}, "v", "", fail, loose=True) == "v1"
     with pytest.raises(ManifestError, match=r"^v: expected a semantic version"):
         get_version({"v": "0.7"}, "v", "", fail)
-    with pytest.raises(ManifestError, match=r'^v: .* got 1\.0; quote it'):
+    with pytest.raises(ManifestError, match=r"^v: .* got 1\.0; quote it"):
         get_version({"v": 1.0}, "v", "", fail)
 
 
@@ -186,7 +201,9 @@ def test_warn_unknown_keys_reports_each_unknown_key_with_its_path() -> None:
 
 
 def test_refuse_duplicates_names_both_places() -> None:
-    with pytest.raises(ManifestError, match=re.escape('e[2]: duplicate export "a" (already at e[0])')):
+    with pytest.raises(
+        ManifestError, match=re.escape('e[2]: duplicate export "a" (already at e[0])')
+    ):
         refuse_duplicates([("a", "e[0]"), ("b", "e[1]"), ("a", "e[2]")], fail, "export")
 
 
@@ -209,7 +226,10 @@ def test_parse_function_spec_from_a_mapping_with_both_arg_forms() -> None:
     spec = parse_function_spec(
         {
             "name": "top_queues",
-            "args": ["days", {"name": "limit", "type": "int", "required": True, "description": "n"}],
+            "args": [
+                "days",
+                {"name": "limit", "type": "int", "required": True, "description": "n"},
+            ],
             "returns": "list",
             "description": "Busiest queues",
         },
@@ -249,7 +269,9 @@ def test_parse_function_spec_refuses_bad_specs(value: object, message: str) -> N
 def test_parse_function_spec_warns_about_unknown_keys() -> None:
     seen: list[str] = []
     spec = parse_function_spec(
-        {"name": "f", "cache": True, "args": [{"name": "a", "default": 1}]}, "functions[0]", fail,
+        {"name": "f", "cache": True, "args": [{"name": "a", "default": 1}]},
+        "functions[0]",
+        fail,
         warn=seen.append,
     )
     assert spec.name == "f"

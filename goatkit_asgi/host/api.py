@@ -37,10 +37,14 @@ AsyncHostFunction = Callable[[HostContext, dict[str, Any]], Awaitable[Any]]
 
 
 def _bad(ctx: HostContext, function: str, message: str) -> HostCallError:
-    return HostCallError(f"{function}: {message}", plugin=ctx.plugin, function=function, code="bad_request")
+    return HostCallError(
+        f"{function}: {message}", plugin=ctx.plugin, function=function, code="bad_request"
+    )
 
 
-def _str_arg(ctx: HostContext, function: str, args: dict[str, Any], key: str, *, limit: int = 1 << 16) -> str:
+def _str_arg(
+    ctx: HostContext, function: str, args: dict[str, Any], key: str, *, limit: int = 1 << 16
+) -> str:
     value = args.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(ctx, function, f'"{key}" must be a non-empty string')
@@ -89,7 +93,8 @@ class HostAPI:
 
     def unknown(self, ctx: HostContext, function: str) -> HostCallError:
         return HostCallError(
-            f"{ctx.plugin}: unknown host function {function!r}; available: {', '.join(self.names())}",
+            f"{ctx.plugin}: unknown host function {function!r}; "
+            f"available: {', '.join(self.names())}",
             plugin=ctx.plugin,
             function=function,
             code="unknown_function",

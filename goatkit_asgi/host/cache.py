@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -25,9 +26,11 @@ class CacheBackend(Protocol):
 class MemoryCache:
     """A thread-safe in-memory cache with per-entry TTL and an LRU bound on total bytes."""
 
-    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, clock: type[time.monotonic] | None = None) -> None:
+    def __init__(
+        self, *, max_bytes: int = 64 * 1024 * 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_bytes = max_bytes
-        self._clock = clock or time.monotonic
+        self._clock = clock
         self._data: OrderedDict[tuple[str, str], tuple[bytes, float | None]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()

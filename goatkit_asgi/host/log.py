@@ -1,4 +1,4 @@
-"""Plugin logs: the ``goatkit.plugin.<name>`` loggers plus a ring buffer per plugin for the admin."""
+"""Plugin logs: the ``goatkit.plugin.<name>`` loggers plus a ring buffer per plugin (admin)."""
 
 from __future__ import annotations
 
@@ -37,18 +37,25 @@ class PluginLogs:
         self._buffers: dict[str, deque[LogRecord]] = {}
         self._lock = threading.Lock()
 
-    def log(self, plugin: str, level: str, message: str, fields: dict[str, Any] | None = None) -> None:
+    def log(
+        self, plugin: str, level: str, message: str, fields: dict[str, Any] | None = None
+    ) -> None:
         level = level.lower()
         if level not in _LEVELS:
             level = "info"
-        record = LogRecord(time.time(), plugin, "warn" if level == "warning" else level, message, fields or {})
+        record = LogRecord(
+            time.time(), plugin, "warn" if level == "warning" else level, message, fields or {}
+        )
         with self._lock:
             buf = self._buffers.get(plugin)
             if buf is None:
                 buf = self._buffers[plugin] = deque(maxlen=self.size)
             buf.append(record)
         logging.getLogger(f"goatkit.plugin.{plugin}").log(
-            _LEVELS[level], "%s", message, extra={"goatkit_plugin": plugin, "goatkit_fields": fields or {}}
+            _LEVELS[level],
+            "%s",
+            message,
+            extra={"goatkit_plugin": plugin, "goatkit_fields": fields or {}},
         )
 
     def records(self, plugin: str) -> list[LogRecord]:

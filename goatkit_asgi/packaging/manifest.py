@@ -76,9 +76,9 @@ MANIFEST_NAMES = ("manifest.yaml", "plugin.yaml")
 MAX_MANIFEST_BYTES = 256 * 1024
 """Larger manifest files are refused unread."""
 
-MAX_INSTANCES_LIMIT = 64
+_MAX_INSTANCES = 64
 
-RUNTIMES = ("wasm", "grpc")
+_RUNTIMES = ("wasm", "grpc")
 
 ConfigValue = str | int | float | bool | None
 """A configuration default: a single YAML value."""
@@ -379,7 +379,6 @@ class _Context:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
-        logger.warning("%s: %s", self.label, message)
 
 
 def _parse(data: object, *, source: Path, directory: Path, early_warnings: list[str]) -> Manifest:
@@ -400,13 +399,11 @@ def _parse(data: object, *, source: Path, directory: Path, early_warnings: list[
             )
         )
     ctx.plugin = name
-    for key in top:
-        if key not in _TOP_LEVEL_KEYS:
-            ctx.warn(problem(key, "unknown key, ignored", "check its spelling"))
+    warn_unknown_keys(top, _TOP_LEVEL_KEYS, "", ctx.warn)
 
     version = get_version(top, "version", "", fail, default="0.0.0") or "0.0.0"
     runtime = get_str(top, "runtime", "", fail, default="wasm")
-    if runtime not in RUNTIMES:
+    if runtime not in _RUNTIMES:
         raise fail(
             problem(
                 "runtime", f"expected wasm or grpc, got {describe(runtime)}", "use wasm or grpc"
@@ -416,18 +413,17 @@ def _parse(data: object, *, source: Path, directory: Path, early_warnings: list[
     wasm, binary, command, endpoint = _parse_entry_point(top, runtime, directory, fail)
     tls = _parse_tls(top, runtime, directory, ctx)
 
-    exports_path = "exports"
     exports = tuple(
-        parse_function_spec(item, at(exports_path, i), fail, warn=ctx.warn)
-        for i, item in enumerate(_list(top, exports_path, fail))
+        parse_function_spec(item, at("exports", i), fail, warn=ctx.warn)
+        for i, item in enumerate(_list(top, "exports", fail))
     )
     refuse_duplicates(
-        ((spec.name, at(exports_path, i)) for i, spec in enumerate(exports)), fail, "export"
+        ((spec.name, at("exports", i)) for i, spec in enumerate(exports)), fail, "export"
     )
 
     permissions, descriptions = _parse_permissions(top, fail)
 
-    return Manifest(
+    manifest = Manifest(
         name=name,
         version=version,
         runtime=runtime,
@@ -453,6 +449,10 @@ def _parse(data: object, *, source: Path, directory: Path, early_warnings: list[
         directory=directory,
         warnings=tuple(ctx.warnings),
     )
+    # Logged only for a manifest that is accepted; a refused one is reported by its error.
+    for message in manifest.warnings:
+        logger.warning("%s: %s", ctx.label, message)
+    return manifest
 
 
 def _parse_entry_point(
@@ -614,7 +614,7 @@ def _parse_resources(top: Mapping[str, object], ctx: _Context) -> Resources:
         memory_mb=get_int(data, "memory_mb", "resources", fail, minimum=1, unit="megabytes"),
         call_timeout=get_duration(data, "call_timeout", "resources", fail),
         max_instances=get_int(
-            data, "max_instances", "resources", fail, minimum=1, maximum=MAX_INSTANCES_LIMIT
+            data, "max_instances", "resources", fail, minimum=1, maximum=_MAX_INSTANCES
         ),
         fuel=get_int(data, "fuel", "resources", fail, minimum=1),
     )

@@ -196,7 +196,9 @@ class WasmPool:
         self._inline_ok.discard(function)
         self._thread_only.add(function)
 
-    async def _call_in_thread(self, function: str, args: bytes | None, timeout: float) -> bytes | None:
+    async def _call_in_thread(
+        self, function: str, args: bytes | None, timeout: float
+    ) -> bytes | None:
         inst = await self._take()
         try:
             t0 = time.perf_counter()

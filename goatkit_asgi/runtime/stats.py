@@ -97,7 +97,9 @@ class CallStats:
                 timeouts += fs.timeouts
                 merged.total += fs.latency.total
                 merged.sum += fs.latency.sum
-                merged.counts = [a + b for a, b in zip(merged.counts, fs.latency.counts, strict=True)]
+                merged.counts = [
+                    a + b for a, b in zip(merged.counts, fs.latency.counts, strict=True)
+                ]
             return {
                 "calls": calls,
                 "errors": errors,

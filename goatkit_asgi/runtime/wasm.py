@@ -35,8 +35,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import wasmtime
@@ -113,6 +113,13 @@ class _PublicCaller:
     call1 = call4 = __call__
 
 
+def _address(cfunc: Any) -> int:
+    address = ctypes.cast(cfunc, ctypes.c_void_p).value
+    if not address:  # pragma: no cover
+        raise TypeError("no address")
+    return address
+
+
 _raw_call: Any = None
 _raw_memory_data: Any = None
 _raw_memory_size: Any = None
@@ -127,15 +134,15 @@ try:  # the private symbols of wasmtime-py that the fast path needs
         ctypes.c_void_p,
         ctypes.c_size_t,
         ctypes.c_void_p,
-    )(ctypes.cast(_wb._wasmtime_func_call_unchecked, ctypes.c_void_p).value)
+    )(_address(_wb._wasmtime_func_call_unchecked))
     _raw_memory_data = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
-        ctypes.cast(_wb._wasmtime_memory_data, ctypes.c_void_p).value
+        _address(_wb._wasmtime_memory_data)
     )
     _raw_memory_size = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p)(
-        ctypes.cast(_wb._wasmtime_memory_data_size, ctypes.c_void_p).value
+        _address(_wb._wasmtime_memory_data_size)
     )
     _raw_set_deadline = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
-        ctypes.cast(_wb._wasmtime_context_set_epoch_deadline, ctypes.c_void_p).value
+        _address(_wb._wasmtime_context_set_epoch_deadline)
     )
     _VAL_RAW = _wb.wasmtime_val_raw
     _TRAP_PTR = ctypes.POINTER(_wb.wasm_trap_t)
@@ -379,10 +386,9 @@ class WasmModule:
         for exp in self.module.exports:
             self.exports.append(exp.name)
             ty = exp.type
-            if exp.name == "memory":
-                memory_found = isinstance(ty, wasmtime.MemoryType)
-                if memory_found:
-                    self.initial_memory_bytes = ty.limits.min * WASM_PAGE
+            if exp.name == "memory" and isinstance(ty, wasmtime.MemoryType):
+                memory_found = True
+                self.initial_memory_bytes = ty.limits.min * WASM_PAGE
             expected = EXPORT_SIGNATURES.get(exp.name)
             if expected is None:
                 continue
@@ -501,8 +507,10 @@ class WasmInstance:
             instance = module._pre.instantiate(store)
             engine.instantiations += 1
             exports = instance.exports(store)
-            self.memory = exports["memory"]
-            self._mem_addr = ctypes.addressof(self.memory._memory)
+            memory = exports["memory"]
+            assert isinstance(memory, wasmtime.Memory)  # checked when the module was compiled
+            self.memory = memory
+            self._mem_addr = ctypes.addressof(memory._memory)
 
             def caller(name: str) -> Any:
                 func = exports.get(name)
@@ -563,7 +571,7 @@ class WasmInstance:
     def write(self, data: bytes) -> int:
         """Copy ``data`` into a fresh ``gk_malloc`` block; returns the pointer or 0."""
         assert self._malloc is not None
-        ptr = self._malloc.call1(len(data)) & 0xFFFFFFFF
+        ptr = int(self._malloc.call1(len(data))) & 0xFFFFFFFF
         if ptr == 0:
             return 0
         base, size = self._base_and_size()
@@ -594,8 +602,9 @@ class WasmInstance:
         data = self.read(ptr, length) if packed else None
         if data is None:
             raise PluginCallError(
-                f"{self.plugin}: gk_register returned {'nothing' if not packed else 'a result outside its memory'}"
-                " instead of the registration JSON; fix the plugin's gk_register",
+                f"{self.plugin}: gk_register returned "
+                f"{'a result outside its memory' if packed else 'nothing'} instead of the "
+                "registration JSON; fix the plugin's gk_register",
                 plugin=self.plugin,
                 function="gk_register",
             )
@@ -674,7 +683,9 @@ class WasmInstance:
             else:
                 self.flush_output()
 
-    def _enter(self, func: Callable[..., int], args: tuple[int, ...], what: str, timeout: float) -> int:
+    def _enter(
+        self, func: Callable[..., int], args: tuple[int, ...], what: str, timeout: float
+    ) -> int:
         prev = _current_instance()
         _current.instance = self
         try:
@@ -809,7 +820,9 @@ def _host_call(
             return inst.fail("bad_request", "host_call: function name is outside guest memory")
         name = name_bytes.decode("utf-8", "replace")
         if args_len > MAX_HOST_ARGS_BYTES:
-            return inst.fail("bad_request", f"{name}: arguments larger than {MAX_HOST_ARGS_BYTES} bytes")
+            return inst.fail(
+                "bad_request", f"{name}: arguments larger than {MAX_HOST_ARGS_BYTES} bytes"
+            )
         args = inst.read(args_ptr, args_len) if args_len else b""
         if args is None:
             return inst.fail("bad_request", f"{name}: arguments are outside guest memory")
@@ -823,7 +836,7 @@ def _host_call(
                 "memory_exceeded", f"{name}: could not allocate {len(result)} bytes for the result"
             )
         return pack(ptr, len(result))
-    except BaseException as exc:  # noqa: BLE001 - nothing may raise into wasmtime
+    except BaseException as exc:
         logger.exception("host_call failed inside %s", inst.plugin)
         return inst.fail("internal_error", f"host error: {type(exc).__name__}")
 
@@ -840,7 +853,7 @@ def _host_log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> Non
         data = inst.read(ptr, min(length, 64 * 1024))
         if data is not None:
             inst.bridge.log(inst.plugin, level_name(level), data.decode("utf-8", "replace"))
-    except BaseException:  # noqa: BLE001 - nothing may raise into wasmtime
+    except BaseException:
         logger.exception("gk.log failed inside %s", inst.plugin)
 
 
@@ -852,6 +865,6 @@ def _host_last_error(caller: wasmtime.Caller) -> int:
         data = inst.last_error
         ptr = inst.write(data)
         return pack(ptr, len(data)) if ptr else 0
-    except BaseException:  # noqa: BLE001 - nothing may raise into wasmtime
+    except BaseException:
         logger.exception("gk.last_error failed inside %s", inst.plugin)
         return 0

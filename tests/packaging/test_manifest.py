@@ -21,7 +21,9 @@ from goatkit_asgi.packaging.manifest import (
 from goatkit_asgi.specs import ArgSpec, FunctionSpec
 
 
-def write_plugin(root: Path, text: str, *, file: str = "manifest.yaml", name: str = "stats") -> Path:
+def write_plugin(
+    root: Path, text: str, *, file: str = "manifest.yaml", name: str = "stats"
+) -> Path:
     directory = root / name
     directory.mkdir(exist_ok=True)
     (directory / file).write_text(textwrap.dedent(text), encoding="utf-8")
@@ -248,22 +250,32 @@ BAD = [
     ("name: 5\n", "name: expected a string, got 5;"),
     ('name: ""\n', "name: must not be empty;"),
     ("name: Bad Name\n", 'name: "Bad Name" is not a valid plugin name;'),
-    ("name: x\nversion: 1.0\n", "version: expected a semantic version x.y.z such as 1.0.0 as a "
-     'string, got 1.0; quote it, e.g. "1.0.0"'),
-    ("name: x\nversion: '1.0'\n", 'version: expected a semantic version x.y.z such as 1.0.0, got '
-     '"1.0";'),
-    ("name: x\nruntime: docker\n", 'runtime: expected wasm or grpc, got "docker"; use wasm or grpc'),
+    (
+        "name: x\nversion: 1.0\n",
+        "version: expected a semantic version x.y.z such as 1.0.0 as a "
+        'string, got 1.0; quote it, e.g. "1.0.0"',
+    ),
+    (
+        "name: x\nversion: '1.0'\n",
+        'version: expected a semantic version x.y.z such as 1.0.0, got "1.0";',
+    ),
+    (
+        "name: x\nruntime: docker\n",
+        'runtime: expected wasm or grpc, got "docker"; use wasm or grpc',
+    ),
     ("name: x\nruntime: [wasm]\n", "runtime: expected a string, got a list;"),
     ("name: x\ndescription: [a]\n", "description: expected a string, got a list;"),
     ("name: x\nauthor: {a: 1}\n", "author: expected a string, got a mapping;"),
     ("name: x\nlicense: 2\n", "license: expected a string, got 2;"),
     ("name: x\nhomepage: true\n", "homepage: expected a string, got true;"),
-    ("name: x\nwasm: ../other/plugin.wasm\n", 'wasm: "../other/plugin.wasm" leaves the plugin '
-     "directory ('..');"),
-    ("name: x\nwasm: build/../../x.wasm\n", "wasm: \"build/../../x.wasm\" leaves the plugin"),
+    (
+        "name: x\nwasm: ../other/plugin.wasm\n",
+        "wasm: \"../other/plugin.wasm\" leaves the plugin directory ('..');",
+    ),
+    ("name: x\nwasm: build/../../x.wasm\n", 'wasm: "build/../../x.wasm" leaves the plugin'),
     ("name: x\nwasm: /etc/plugin.wasm\n", 'wasm: "/etc/plugin.wasm" is an absolute path;'),
     ("name: x\nwasm: 'C:/x.wasm'\n", 'wasm: "C:/x.wasm" is an absolute path;'),
-    ("name: x\nwasm: 'build\\x.wasm'\n", "wasm: \"build\\\\x.wasm\" contains a backslash"),
+    ("name: x\nwasm: 'build\\x.wasm'\n", 'wasm: "build\\\\x.wasm" contains a backslash'),
     ("name: x\nwasm: .\n", 'wasm: "." names the plugin directory itself;'),
     ("name: x\nruntime: grpc\nbinary: ../bin/x\n", 'binary: "../bin/x" leaves the plugin'),
     ("name: x\nruntime: grpc\nbinary: /usr/bin/x\n", 'binary: "/usr/bin/x" is an absolute path;'),
@@ -271,40 +283,65 @@ BAD = [
     ("name: x\nruntime: grpc\ncommand: [python, 3]\n", "command[1]: expected a string, got 3;"),
     ("name: x\nruntime: grpc\ncommand: []\n", "command: names no program;"),
     ("name: x\nruntime: grpc\ncommand: 'python \"x'\n", "command: cannot be split into arguments"),
-    ("name: x\nruntime: grpc\n", "runtime: runtime grpc needs one of command, binary or endpoint,"
-     " and none is set;"),
-    ("name: x\nruntime: grpc\ncommand: [x]\nendpoint: 'h:1'\n", "endpoint: command and endpoint "
-     "are set, but a plugin has exactly one of them; keep only one"),
+    (
+        "name: x\nruntime: grpc\n",
+        "runtime: runtime grpc needs one of command, binary or endpoint, and none is set;",
+    ),
+    (
+        "name: x\nruntime: grpc\ncommand: [x]\nendpoint: 'h:1'\n",
+        "endpoint: command and endpoint "
+        "are set, but a plugin has exactly one of them; keep only one",
+    ),
     ("name: x\nruntime: grpc\nbinary: x\ncommand: [x]\n", "binary: command and binary are set,"),
-    ("name: x\ncommand: [node, x.js]\n", "command: command is for runtime grpc, but runtime is "
-     "wasm; remove it, or set `runtime: grpc`"),
+    (
+        "name: x\ncommand: [node, x.js]\n",
+        "command: command is for runtime grpc, but runtime is "
+        "wasm; remove it, or set `runtime: grpc`",
+    ),
     ("name: x\nendpoint: 'h:1'\n", "endpoint: endpoint is for runtime grpc, but runtime is wasm;"),
     ("name: x\nruntime: grpc\nbinary: x\nwasm: p.wasm\n", "wasm: wasm is for runtime wasm,"),
-    ("name: x\nruntime: grpc\nendpoint: localhost\n", 'endpoint: expected host:port with a port '
-     'from 1 to 65535, got "localhost";'),
+    (
+        "name: x\nruntime: grpc\nendpoint: localhost\n",
+        'endpoint: expected host:port with a port from 1 to 65535, got "localhost";',
+    ),
     ("name: x\nruntime: grpc\nendpoint: 'h:0'\n", "endpoint: expected host:port"),
     ("name: x\nruntime: grpc\nendpoint: 'h:70000'\n", "endpoint: expected host:port"),
     ("name: x\nruntime: grpc\nendpoint: 'http://h:80'\n", "endpoint: expected host:port"),
     ("name: x\nruntime: grpc\nendpoint: 5\n", "endpoint: expected a string, got 5;"),
-    ("name: x\nruntime: grpc\nbinary: x\ntls: {ca: /etc/ca.pem}\n", 'tls.ca: "/etc/ca.pem" is an '
-     "absolute path;"),
-    ("name: x\nruntime: grpc\nbinary: x\ntls: {cert: c.pem}\n", "tls.key: a client certificate "
-     "needs both cert and key;"),
+    (
+        "name: x\nruntime: grpc\nbinary: x\ntls: {ca: /etc/ca.pem}\n",
+        'tls.ca: "/etc/ca.pem" is an absolute path;',
+    ),
+    (
+        "name: x\nruntime: grpc\nbinary: x\ntls: {cert: c.pem}\n",
+        "tls.key: a client certificate needs both cert and key;",
+    ),
     ("name: x\ntls: {ca: ca.pem}\n", "tls: tls is for runtime grpc only;"),
     ("name: x\ntls: ca.pem\n", 'tls: expected a mapping, got "ca.pem";'),
-    ("name: x\nresources: {memory_mb: true}\n", "resources.memory_mb: expected a positive whole "
-     "number (megabytes), got true;"),
+    (
+        "name: x\nresources: {memory_mb: true}\n",
+        "resources.memory_mb: expected a positive whole number (megabytes), got true;",
+    ),
     ("name: x\nresources: {memory_mb: 0}\n", "resources.memory_mb: expected a positive whole"),
-    ("name: x\nresources: {memory_mb: '32'}\n", 'resources.memory_mb: expected a positive whole '
-     'number (megabytes), got "32";'),
-    ("name: x\nresources: {call_timeout: soon}\n", 'resources.call_timeout: expected seconds as a '
-     'number or a string like "500ms" or "2s", got "soon";'),
-    ("name: x\nresources: {call_timeout: -1}\n", "resources.call_timeout: must be more than 0 "
-     "seconds, got -1;"),
+    (
+        "name: x\nresources: {memory_mb: '32'}\n",
+        'resources.memory_mb: expected a positive whole number (megabytes), got "32";',
+    ),
+    (
+        "name: x\nresources: {call_timeout: soon}\n",
+        "resources.call_timeout: expected seconds as a "
+        'number or a string like "500ms" or "2s", got "soon";',
+    ),
+    (
+        "name: x\nresources: {call_timeout: -1}\n",
+        "resources.call_timeout: must be more than 0 seconds, got -1;",
+    ),
     ("name: x\nresources: {call_timeout: '-2s'}\n", "resources.call_timeout: must be more than 0"),
     ("name: x\nresources: {call_timeout: 0}\n", "resources.call_timeout: must be more than 0"),
-    ("name: x\nresources: {max_instances: 65}\n", "resources.max_instances: expected a whole "
-     "number from 1 to 64, got 65;"),
+    (
+        "name: x\nresources: {max_instances: 65}\n",
+        "resources.max_instances: expected a whole number from 1 to 64, got 65;",
+    ),
     ("name: x\nresources: {max_instances: 0}\n", "resources.max_instances: expected a whole"),
     ("name: x\nresources: {fuel: 1.5}\n", "resources.fuel: expected a positive whole number,"),
     ("name: x\nresources: 32\n", "resources: expected a mapping, got 32;"),
@@ -312,30 +349,49 @@ BAD = [
     ("name: x\nexports: [a, {name: a}]\n", 'exports[1]: duplicate export "a"'),
     ("name: x\nexports: a\n", 'exports: expected a list, got "a";'),
     ("name: x\nexports: [5]\n", "exports[0]: expected a function name or a mapping"),
-    ("name: x\nexports: [{name: f, args: [{name: 1}]}]\n", "exports[0].args[0].name: expected an "
-     "argument name, got 1;"),
-    ("name: x\nmin_host_version: latest\n", 'min_host_version: expected a version such as 0.7.0, '
-     'got "latest";'),
+    (
+        "name: x\nexports: [{name: f, args: [{name: 1}]}]\n",
+        "exports[0].args[0].name: expected an argument name, got 1;",
+    ),
+    (
+        "name: x\nmin_host_version: latest\n",
+        'min_host_version: expected a version such as 0.7.0, got "latest";',
+    ),
     ("name: x\npermissions: stats.view\n", 'permissions: expected a list, got "stats.view";'),
     ("name: x\npermissions: ['']\n", 'permissions[0]: expected a permission name, got "";'),
-    ("name: x\npermissions: [{description: d}]\n", "permissions[0].name: expected a permission "
-     "name, got null;"),
+    (
+        "name: x\npermissions: [{description: d}]\n",
+        "permissions[0].name: expected a permission name, got null;",
+    ),
     ("name: x\npermissions: [a.view, a.view]\n", 'permissions[1]: duplicate permission "a.view"'),
     ("name: x\nconfig: [a]\n", "config: expected a mapping, got a list;"),
-    ("name: x\nconfig: {a: [1, 2]}\n", "config.a: expected a single value (string, number or "
-     "true/false), got a list;"),
+    (
+        "name: x\nconfig: {a: [1, 2]}\n",
+        "config.a: expected a single value (string, number or true/false), got a list;",
+    ),
     ("name: x\nconfig: {1: a}\n", "config.1: keys must be strings, got 1; quote the key"),
     ("name: x\ncapabilities: [db]\n", "capabilities: expected a mapping, got a list;"),
-    ("name: x\ncapabilities: {db: {read: [5]}}\n", "capabilities.db.read[0]: expected a table "
-     "name, got 5;"),
-    ("name: x\ncapabilities: {db: {write: tickets}}\n", 'capabilities.db.write: expected a list, '
-     'got "tickets";'),
-    ("name: x\ncapabilities: {email: 'yes'}\n", 'capabilities.email: expected true or false, got '
-     '"yes";'),
-    ("name: x\ncapabilities: {http: {hosts: ['https://x.com/']}}\n", "capabilities.http.hosts[0]: "
-     'expected a host name such as "api.example.com" or "*.example.org", got "https://x.com/";'),
-    ("name: x\ncapabilities: {plugins: [Other]}\n", 'capabilities.plugins[0]: expected a plugin '
-     'name, got "Other";'),
+    (
+        "name: x\ncapabilities: {db: {read: [5]}}\n",
+        "capabilities.db.read[0]: expected a table name, got 5;",
+    ),
+    (
+        "name: x\ncapabilities: {db: {write: tickets}}\n",
+        'capabilities.db.write: expected a list, got "tickets";',
+    ),
+    (
+        "name: x\ncapabilities: {email: 'yes'}\n",
+        'capabilities.email: expected true or false, got "yes";',
+    ),
+    (
+        "name: x\ncapabilities: {http: {hosts: ['https://x.com/']}}\n",
+        "capabilities.http.hosts[0]: "
+        'expected a host name such as "api.example.com" or "*.example.org", got "https://x.com/";',
+    ),
+    (
+        "name: x\ncapabilities: {plugins: [Other]}\n",
+        'capabilities.plugins[0]: expected a plugin name, got "Other";',
+    ),
     ("name: x\ncapabilities: {jobs: 1}\n", "capabilities.jobs: expected true or false, got 1;"),
     ("- name: x\n", "top level: expected a mapping, got a list;"),
     ("just a string\n", 'top level: expected a mapping, got "just a string";'),
@@ -519,7 +575,9 @@ def test_capabilities_to_dict_leaves_out_empty_parts() -> None:
 
 def test_capabilities_from_dict_accepts_log_and_cache_silently() -> None:
     seen: list[str] = []
-    caps = Capabilities.from_dict({"log": True, "cache": {"ttl": 5}}, "caps", _fail, warn=seen.append)
+    caps = Capabilities.from_dict(
+        {"log": True, "cache": {"ttl": 5}}, "caps", _fail, warn=seen.append
+    )
     assert caps.is_empty()
     assert seen == []
     assert Capabilities.from_dict(None, "caps", _fail) == Capabilities()
@@ -536,3 +594,12 @@ def test_capabilities_from_dict_removes_duplicates_and_lowercases_hosts() -> Non
 def test_capabilities_from_dict_errors_use_the_given_path() -> None:
     with pytest.raises(ManifestError, match=r"^grants\.stats\.db\.read\[0\]: expected a table"):
         Capabilities.from_dict({"db": {"read": [""]}}, "grants.stats", _fail)
+
+
+def test_warnings_of_a_refused_manifest_are_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="goatkit"):
+        error = fail_with(tmp_path, "name: stats\ncolour: blue\nruntime: docker\n")
+    assert str(error).startswith("stats/manifest.yaml: runtime: expected wasm or grpc")
+    assert [r for r in caplog.records if r.name == "goatkit"] == []
