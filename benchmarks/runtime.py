@@ -30,15 +30,17 @@ from goatkit_asgi.runtime.wasm import WasmEngine
 HERE = Path(__file__).parent
 PLUGINS = HERE / "plugins"
 ECHO_DIR = PLUGINS / "echo"
+ECHO_WASM = ECHO_DIR / "echo.wasm"
 EXTISM_WAT = PLUGINS / "extism_echo.wat"
 SPIN_WAT = PLUGINS / "spin.wat"
 
-#: The payload both echo plugins get: a small JSON object of 115 bytes.
+#: The payload both echo plugins get: a small JSON object of about 115 bytes.
 PAYLOAD_OBJ = {
     "ticket": 4242,
     "queue": "support",
     "subject": "Printer on fire",
-    "tags": ["hw", "urgent"],
+    "tags": ["hardware", "urgent"],
+    "customer": "ACME Corp",
     "ok": True,
 }
 PAYLOAD = json.dumps(PAYLOAD_OBJ, separators=(",", ":")).encode()
@@ -102,9 +104,7 @@ def bench_echo_in_thread(calls: int, rounds: int) -> Row:
     engine = WasmEngine()
     engine.ticker.start()
     try:
-        module = engine.compile(
-            (ECHO_DIR / "plugin.wasm").read_bytes(), plugin="echo", source="plugin.wasm"
-        )
+        module = engine.compile(ECHO_WASM.read_bytes(), plugin="echo", source="plugin.wasm")
         inst = module.instantiate(_NoHost(), memory_limit=16 << 20, init_timeout=5.0)
         assert inst.call("echo", PAYLOAD, 5.0) == PAYLOAD
         plugin = _extism_plugin()
@@ -276,9 +276,7 @@ def bench_memory() -> Row:
     engine = WasmEngine()
     engine.ticker.start()
     try:
-        module = engine.compile(
-            (ECHO_DIR / "plugin.wasm").read_bytes(), plugin="echo", source="plugin.wasm"
-        )
+        module = engine.compile(ECHO_WASM.read_bytes(), plugin="echo", source="plugin.wasm")
         keep = [
             module.instantiate(_NoHost(), memory_limit=16 << 20, init_timeout=5.0) for _ in range(5)
         ]

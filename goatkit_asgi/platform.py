@@ -319,14 +319,8 @@ class Platform:
                 self._fail(record, exc)
 
     def _parse_registration(self, record: _Plugin, raw: bytes) -> Registration:
-        registration = parse_registration(raw, plugin=record.name)
-        if registration.name and registration.name != record.name:
-            raise RegistrationError(
-                f"{record.name}: gk_register names the plugin {registration.name!r} but its "
-                f"manifest names it {record.name!r}; make them the same",
-                plugin=record.name,
-            )
-        return registration
+        # A name that differs from the manifest's is a warning: the manifest's name is used.
+        return parse_registration(raw, plugin=record.name)
 
     async def _ensure_registration(self, record: _Plugin, pool: WasmPool) -> None:
         if record.registration is not None:
@@ -337,7 +331,6 @@ class Platform:
         await anyio.to_thread.run_sync(_write_atomic, self._registration_path(record.digest), raw)
 
     def _fail(self, record: _Plugin, error: GoatKitError) -> None:
-        logger.error("%s", error)
         record.state = PluginState.FAILED
         record.error = error
         self.logs.log(record.name, "error", error.message)

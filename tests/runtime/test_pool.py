@@ -184,3 +184,30 @@ async def test_latency_and_error_statistics(plugins_dir: Path, make_platform: Ma
         assert info.totals["calls"] == 5 and info.totals["errors"] == 1
         p50 = info.totals["p50"]
         assert isinstance(p50, float) and 0 < p50 < 0.1
+
+
+@pytest.mark.parametrize(
+    ("function", "error"),
+    [
+        ("loop", "timeout"),
+        ("trap", "crashed"),
+        ("oob", "crashed"),
+        ("deep", "crashed"),
+        ("grow", "memory_exceeded"),
+    ],
+)
+async def test_plugin_answers_normally_after_each_kind_of_failure(
+    plugins_dir: Path, make_platform: MakePlatform, function: str, error: str
+) -> None:
+    make_plugin(plugins_dir, "sink", manifest={"resources": {"memory_mb": 2, "max_instances": 1}})
+    async with make_platform(call_timeout=0.2) as platform:
+        assert await platform.call("sink", "count") == {"n": 1}
+        with pytest.raises(Exception) as info:
+            await platform.call("sink", function)
+        assert getattr(info.value, "code", None) == error
+        assert f"sink: {function}" in str(info.value)
+        # the failed instance was replaced: fresh state, normal answers
+        assert await platform.call("sink", "count") == {"n": 1}
+        assert await platform.call("sink", "echo", {"after": function}) == {"after": function}
+        pool = platform._plugins["sink"].pool
+        assert pool is not None and pool.discarded == 1 and pool.instance_count == 1
