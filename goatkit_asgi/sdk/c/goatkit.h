@@ -29,6 +29,19 @@
  * `gk_call`, `gk_malloc` and `gk_free` with `export_name` attributes, so the
  * plugin's definitions are exported under those names.
  *
+ * What it offers
+ * --------------
+ * - packing: gk_pack, gk_unpack_ptr, gk_unpack_len, gk_fn_is
+ * - gk_buf, a growable string: gk_buf_append*, gk_buf_extend, HTML escaping,
+ *   base64 (gk_buf_append_base64, gk_base64_decode)
+ * - JSON writing into a gk_buf: gk_json_object_begin/end, gk_json_key,
+ *   gk_json_string/cstr/int/double/bool/null/raw (commas are automatic)
+ * - JSON reading of top-level fields: gk_json_find, gk_json_get_string/int/
+ *   double/bool, gk_json_decode_string
+ * - host: gk_host_call, gk_host_call_json, gk_last_error, gk_log*, gk_logf,
+ *   gk_cache_set, gk_cache_get, gk_config_get
+ * - results: gk_return_json/cstr/buf/error/empty, gk_return_static
+ *
  * How the header is organised
  * ---------------------------
  * - Every helper is `static inline`: a helper the plugin does not call costs
@@ -37,7 +50,7 @@
  *   the module when the plugin uses it, so a plugin that never calls
  *   gk_last_error() does not import `last_error` (GoatKit's own host does not
  *   provide that extension).
- * - `gk_malloc` and `gk_free` are *defined* here, on top of wasi-libc's
+ * - `gk_malloc` and `gk_free` are *defined* here, on top of the C library's
  *   malloc/free, because the host needs them in every plugin. If the plugin
  *   has several .c files, or brings its own allocator, define
  *   GK_NO_ALLOC_EXPORTS before including this header in every file but the
@@ -53,13 +66,13 @@
  *   the input block (an echo can return its args as they are).
  * - gk_register's result is never freed: return static data
  *   (gk_return_static).
+ * - Results of host_call and last_error are written by the host into blocks
+ *   it gets from gk_malloc; they belong to the plugin, which frees them with
+ *   gk_free (the wrappers below do that for you).
  * - The malloc of zig's wasm32-wasi libc hands out power-of-two size
  *   classes, so a block of n bytes can take up to 2n of the instance's
  *   memory cap: a plugin that builds one 9 MB result under a 16 MB cap runs
  *   out of memory.
- * - Results of host_call and last_error are written by the host into blocks
- *   it gets from gk_malloc; they belong to the plugin, which frees them with
- *   gk_free (the wrappers below do that for you).
  *
  * Errors
  * ------
@@ -878,8 +891,8 @@ static inline void gk_logf(int level, const char *fmt, ...) {
  * success returns 1 and hands over the result block: the caller frees
  * *out_ptr with gk_free (pass out_ptr NULL to discard it). On failure
  * returns 0 with *out_ptr NULL; gk_last_error says why. */
-static inline int gk_host_call_raw_json(const char *name, const char *args, size_t args_len,
-                                        char **out_ptr, size_t *out_len) {
+static inline int gk_host_call_json_n(const char *name, const char *args, size_t args_len,
+                                      char **out_ptr, size_t *out_len) {
     uint64_t r = (uint64_t)gk_host_call_raw(name, strlen(name), args, args_len);
     char *ptr = (char *)gk_unpack_ptr(r);
     if (out_len) *out_len = r ? gk_unpack_len(r) : 0;
@@ -891,8 +904,8 @@ static inline int gk_host_call_raw_json(const char *name, const char *args, size
 /* Same with NUL-terminated args text (NULL for no args). */
 static inline int gk_host_call_json(const char *name, const char *json_args, char **out_ptr,
                                     size_t *out_len) {
-    return gk_host_call_raw_json(name, json_args, json_args ? strlen(json_args) : 0, out_ptr,
-                                 out_len);
+    return gk_host_call_json_n(name, json_args, json_args ? strlen(json_args) : 0, out_ptr,
+                               out_len);
 }
 
 /* Same, copying the result into `result` (emptied first, NUL-terminated)
@@ -902,7 +915,7 @@ static inline int gk_host_call(const char *name, const char *args, size_t args_l
     char *p;
     size_t n;
     gk_buf_reset(result);
-    if (!gk_host_call_raw_json(name, args, args_len, &p, &n)) return 0;
+    if (!gk_host_call_json_n(name, args, args_len, &p, &n)) return 0;
     gk_buf_append(result, p, n);
     gk_free(p);
     return !result->oom;
@@ -937,7 +950,7 @@ static inline int gk_cache_set(const char *key, const void *value, size_t len,
     gk_json_key(&args, "ttl");
     gk_json_int(&args, ttl_seconds > 0 ? ttl_seconds : 0);
     gk_json_object_end(&args);
-    ok = !args.oom && gk_host_call_raw_json("cache_set", args.data, args.len, NULL, NULL);
+    ok = !args.oom && gk_host_call_json_n("cache_set", args.data, args.len, NULL, NULL);
     gk_buf_free(&args);
     return ok;
 }
@@ -1005,7 +1018,9 @@ static inline uint64_t gk_return_json(const char *json, size_t len) {
     return gk_pack(p, len);
 }
 
-static inline uint64_t gk_return_cstr(const char *json) { return gk_return_json(json, strlen(json)); }
+static inline uint64_t gk_return_cstr(const char *json) {
+    return gk_return_json(json, strlen(json));
+}
 
 /* Returns the buffer's content and consumes the buffer (it is left empty).
  * Traps if the buffer ran out of memory while it was built. */
