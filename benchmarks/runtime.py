@@ -323,6 +323,10 @@ def run(*, quick: bool = False, only: str | None = None) -> list[Row]:
         rows.append(anyio.run(bench_startup, 3 if quick else 7))
     if wanted("memory"):
         rows.append(bench_memory())
+    if wanted("passthrough") or wanted("plugin-route"):
+        from . import web
+
+        rows.extend(r for r in web.run(quick=quick) if wanted(r.key))
     return rows
 
 

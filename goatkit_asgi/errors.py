@@ -14,6 +14,7 @@ translated at the boundary into these, with the original kept as ``__cause__``.
     │   │   └── SignatureError       a signature is missing, invalid or from an untrusted key
     │   └── RegistrationError        the gk_register JSON is invalid
     ├── CapabilityDenied             the plugin asked for something it was not granted (HTTP 403)
+    ├── PermissionDenied             the current user lacks a permission a route needs (HTTP 403)
     ├── HostCallError                a host function refused bad arguments or its backend failed
     └── PluginCallError              a call into the plugin failed (HTTP 502)
         ├── PluginTimeout            the call ran past its deadline (HTTP 504)
@@ -31,6 +32,7 @@ __all__ = [
     "HostCallError",
     "ManifestError",
     "PackageError",
+    "PermissionDenied",
     "PluginBusy",
     "PluginCallError",
     "PluginCrashed",
@@ -136,6 +138,13 @@ class CapabilityDenied(GoatKitError):
     """The plugin asked the host for something it was not granted."""
 
     code = "capability_denied"
+    http_status = 403
+
+
+class PermissionDenied(GoatKitError):
+    """The current user lacks the permission a plugin route or menu item needs."""
+
+    code = "forbidden"
     http_status = 403
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import inspect
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
@@ -40,14 +42,17 @@ from .host.log import PluginLogs
 from .packaging.archive import ArchiveLimits
 from .packaging.discovery import Discovered, discover
 from .packaging.manifest import Manifest
-from .registration import Registration, parse_registration
+from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
 
+if TYPE_CHECKING:
+    import jinja2
+
 logger = logging.getLogger("goatkit")
 
-__all__ = ["Platform", "PluginInfo", "PluginState"]
+__all__ = ["HookResult", "Platform", "PluginInfo", "PluginMenuItem", "PluginState", "RouteEntry"]
 
 
 class PluginState(enum.StrEnum):
@@ -78,6 +83,46 @@ class PluginInfo:
     totals: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RouteEntry:
+    """One plugin route, as the middleware serves it."""
+
+    plugin: str
+    route: Route
+
+
+@dataclass(frozen=True)
+class PluginMenuItem:
+    """A menu item of a plugin, filtered for one user, with its URL under ``root_path``."""
+
+    plugin: str
+    id: str
+    label: str
+    url: str
+    icon: str = ""
+    location: str = ""
+    parent: str = ""
+    order: int = 0
+    children: tuple[PluginMenuItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """What one plugin returned from a hook, or the error it failed with."""
+
+    plugin: str
+    value: Any
+    error: GoatKitError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_PARAM = re.compile(r"\{[^{}]*\}")
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 @dataclass
 class _Plugin:
     """The platform's mutable record of one plugin."""
@@ -90,9 +135,25 @@ class _Plugin:
     pool: WasmPool | None = None
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
+    _known: tuple[Registration | None, frozenset[str]] | None = None
+
     @property
     def name(self) -> str:
         return self.found.name
+
+    def known_functions(self) -> frozenset[str]:
+        """Names the plugin declares (registration, manifest exports); cached per registration."""
+        cached = self._known
+        if cached is not None and cached[0] is self.registration:
+            return cached[1]
+        known: set[str] = set()
+        if self.registration is not None:
+            known |= self.registration.callable_names()
+        if self.manifest is not None:
+            known |= {spec.name for spec in self.manifest.exports}
+        names = frozenset(known)
+        self._known = (self.registration, names)
+        return names
 
     @property
     def manifest(self) -> Manifest | None:
@@ -166,6 +227,9 @@ class Platform:
         plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
         archive_limits: ArchiveLimits | None = None,
         inline_calls: bool = True,
+        has_permission: Callable[[Any, str], Any] | None = None,
+        static_prefix: str = "/plugins",
+        debug: bool = False,
     ) -> None:
         self.settings: Settings = build_settings(
             plugins_dir=plugins_dir,
@@ -183,6 +247,9 @@ class Platform:
             plugin_config=plugin_config,
             archive_limits=archive_limits,
             inline_calls=inline_calls,
+            has_permission=has_permission,
+            static_prefix=static_prefix,
+            debug=debug,
         )
         self.logs = PluginLogs()
         self.cache = MemoryCache()
@@ -194,6 +261,7 @@ class Platform:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._ready = anyio.Event()
         self._started = False
+        self.routes_version = 0  # bumped whenever the set of plugin routes may have changed
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -226,10 +294,10 @@ class Platform:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._started = True
-        if pending:
-            self._task_group.start_soon(self._register_pending, pending)
-        else:
-            self._ready.set()
+        # New module versions are registered now, so routes and menus are known before the
+        # first request; later starts find them in the cache and instantiate nothing.
+        await self._register_pending(pending)
+        self._refuse_route_collisions()
 
     async def stop(self) -> None:
         """Release every instance and stop background work."""
@@ -251,7 +319,10 @@ class Platform:
         self._engines.clear()
 
     async def wait_ready(self) -> None:
-        """Wait until every discovered plugin's registration is known (routes, menus)."""
+        """Wait until every discovered plugin's registration is known (routes, menus).
+
+        ``start()`` already waits for this; the method is for code that runs beside a start.
+        """
         await self._ready.wait()
 
     def _discover(self) -> list[Discovered]:
@@ -447,11 +518,35 @@ class Platform:
         await self._loaded(name)
         return self.plugins[name]
 
-    async def unload(self, name: str) -> None:
-        """Release ``name``'s instances; its registration stays known and it reloads on use."""
+    async def enable(self, name: str) -> None:
+        """Turn ``name`` back on after :meth:`disable`; it loads again on first use."""
+        record = self._record(name)
+        async with record.lock:
+            if record.state is PluginState.DISABLED:
+                record.state = PluginState.DISCOVERED
+                self.routes_version += 1
+
+    async def disable(self, name: str) -> None:
+        """Turn ``name`` off: its instances are released, its routes answer 404, its menu items
+        disappear and its template functions render their fallback."""
+        record = self._record(name)
+        async with record.lock:
+            if record.pool is not None:
+                await record.pool.close()
+                record.pool = None
+            if record.state is not PluginState.FAILED:
+                record.state = PluginState.DISABLED
+            self.routes_version += 1
+
+    def _record(self, name: str) -> _Plugin:
         record = self._plugins.get(name)
         if record is None:
             raise PluginNotFound(f"no plugin named {name!r}", plugin=name)
+        return record
+
+    async def unload(self, name: str) -> None:
+        """Release ``name``'s instances; its registration stays known and it reloads on use."""
+        record = self._record(name)
         async with record.lock:
             if record.pool is not None:
                 await record.pool.close()
@@ -474,28 +569,30 @@ class Platform:
         ``args=None`` passes no arguments at all; ``{}`` passes an empty object. The plugin is
         loaded on first use.
         """
-        record, pool = await self._loaded(name)
         if args is None:
             raw = None
         else:
             try:
-                raw = json.dumps(args, separators=(",", ":")).encode()
+                raw = _ENCODE(args).encode()
             except (TypeError, ValueError) as exc:
                 raise PluginCallError(
                     f"{name}: {function}: the arguments cannot be sent as JSON ({exc})",
                     plugin=name,
                     function=function,
                 ) from exc
-        self._check_function(record, function)
-        result = await pool.call(function, raw, self._timeout_for(record, timeout))
-        return _decode_result(name, function, result)
+        result = await self.call_json(name, function, raw, timeout=timeout)
+        return decode_result(name, function, result)
 
-    def _check_function(self, record: _Plugin, function: str) -> None:
-        known: set[str] = set()
-        if record.registration is not None:
-            known |= record.registration.callable_names()
-        if record.manifest is not None:
-            known |= {spec.name for spec in record.manifest.exports}
+    async def call_json(
+        self, name: str, function: str, args: bytes | None, *, timeout: float | None = None
+    ) -> bytes | None:
+        """Like :meth:`call`, with the arguments and the result as raw JSON bytes.
+
+        The result is passed on as the plugin produced it (a plugin-reported ``{"error"}`` is not
+        turned into an exception here); the middleware uses this to relay JSON without decoding it.
+        """
+        record, pool = await self._loaded(name)
+        known = record.known_functions()
         if known and function not in known:
             raise PluginCallError(
                 f"{record.name}: no function {function!r}; it has {', '.join(sorted(known))}",
@@ -503,6 +600,167 @@ class Platform:
                 function=function,
                 code="unknown_function",
             )
+        return await pool.call(function, args, self._timeout_for(record, timeout))
+
+    # -- web-facing: routes, menus, permissions, hooks ---------------------------------------
+
+    def route_entries(self) -> list[RouteEntry]:
+        """Every plugin route, including those of disabled plugins (they answer 404)."""
+        entries = []
+        for record in self._plugins.values():
+            reg = record.registration
+            if reg is None or record.state is PluginState.FAILED:
+                continue
+            for route in reg.routes:
+                entries.append(RouteEntry(record.name, route))
+        return entries
+
+    def plugin_state(self, name: str) -> PluginState | None:
+        """The state of ``name`` (cheap; no snapshot), or None when there is no such plugin."""
+        record = self._plugins.get(name)
+        return None if record is None else record.state
+
+    def static_directory(self, name: str) -> Path | None:
+        """The ``static/`` directory of a usable plugin, or None."""
+        record = self._plugins.get(name)
+        if record is None or record.state in (PluginState.FAILED, PluginState.DISABLED):
+            return None
+        directory = record.found.directory
+        return None if directory is None else directory / "static"
+
+    def _refuse_route_collisions(self) -> None:
+        """Two plugins may not serve the same method and path: the later one (by name) fails."""
+        owners: dict[tuple[str, str], str] = {}
+        for record in sorted(self._plugins.values(), key=lambda r: r.name):
+            reg = record.registration
+            if reg is None or record.state is PluginState.FAILED:
+                continue
+            mine: list[tuple[str, str]] = []
+            clash: tuple[int, str, str] | None = None
+            for i, route in enumerate(reg.routes):
+                shape = _PARAM.sub("{}", route.path)
+                methods = ("*",) if route.method == "*" else (route.method, "*")
+                for method in methods:
+                    other = owners.get((method, shape))
+                    if method == "*":
+                        other = other or next(
+                            (o for (m, p), o in owners.items() if p == shape), None
+                        )
+                    if other is not None and other != record.name:
+                        clash = (i, other, f"{route.method} {route.path}")
+                        break
+                if clash:
+                    break
+                mine.append((route.method, shape))
+            if clash is not None:
+                index, other, what = clash
+                self._fail(
+                    record,
+                    RegistrationError(
+                        f"{record.name}: gk_register: routes[{index}]: {what} is already served "
+                        f"by plugin {other!r}; change the path or remove one of the plugins",
+                        plugin=record.name,
+                    ),
+                )
+                continue
+            for key in mine:
+                owners[key] = record.name
+        self.routes_version += 1
+
+    async def allowed(self, request: Any, permission: str | None) -> bool:
+        """Whether the host's ``has_permission(request, permission)`` allows it (None: always)."""
+        if not permission:
+            return True
+        check = self.settings.has_permission
+        if check is None:
+            return False  # a permission the host cannot check is never granted
+        result = check(request, permission)
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    def menu_items(
+        self, request: Any = None, *, location: str | None = None
+    ) -> list[PluginMenuItem]:
+        """Menu items of every usable plugin that ``request``'s user may see, in display order.
+
+        Items with a ``permission`` are shown only when ``has_permission(request, permission)``
+        allows (a synchronous ``has_permission`` is needed here; without one such items are
+        hidden). Paths are made absolute under the request's ``root_path``.
+        """
+        root = ""
+        if request is not None:
+            root = str(getattr(request, "scope", {}).get("root_path", "")).rstrip("/")
+        items: list[PluginMenuItem] = []
+        for record in self._plugins.values():
+            reg = record.registration
+            if reg is None or record.state in (PluginState.FAILED, PluginState.DISABLED):
+                continue
+            for item in reg.menu_items:
+                converted = self._menu_item(record.name, item, request, root, location)
+                if converted is not None:
+                    items.append(converted)
+        items.sort(key=lambda m: (m.location, m.order, m.label.lower()))
+        return items
+
+    def _menu_item(
+        self, plugin: str, item: MenuItem, request: Any, root: str, location: str | None
+    ) -> PluginMenuItem | None:
+        if location is not None and item.location != location:
+            return None
+        if item.permission:
+            check = self.settings.has_permission
+            allowed = check(request, item.permission) if check is not None else False
+            if inspect.isawaitable(allowed):
+                allowed.close()  # type: ignore[attr-defined]
+                raise ConfigError("menu_items() needs a synchronous has_permission; yours is async")
+            if not allowed:
+                return None
+        children = tuple(
+            c
+            for c in (
+                self._menu_item(plugin, child, request, root, None) for child in item.children
+            )
+            if c is not None
+        )
+        url = item.path if item.path.startswith(("http://", "https://")) else root + item.path
+        return PluginMenuItem(
+            plugin=plugin,
+            id=item.id,
+            label=item.label,
+            url=url,
+            icon=item.icon,
+            location=item.location,
+            parent=item.parent,
+            order=item.order,
+            children=children,
+        )
+
+    async def fire_hook(self, hook: str, payload: Any = None) -> list[HookResult]:
+        """Call every usable plugin that registered ``hook``, in a defined order.
+
+        Order: the hook's ``priority`` (lower first), then the plugin name. One plugin's failure
+        is logged and recorded in its :class:`HookResult`; it never stops the others. Plugins
+        that are not loaded yet are loaded.
+        """
+        targets: list[tuple[int, str, str]] = []
+        for record in self._plugins.values():
+            reg = record.registration
+            if reg is None or record.state in (PluginState.FAILED, PluginState.DISABLED):
+                continue
+            for h in reg.hooks:
+                if h.name == hook:
+                    targets.append((h.priority, record.name, h.handler))
+        results: list[HookResult] = []
+        for _priority, name, handler in sorted(targets):
+            try:
+                value = await self.call(name, handler, payload if payload is not None else {})
+            except GoatKitError as exc:
+                self.logs.log(name, "error", f"hook {hook} failed: {exc.message}")
+                results.append(HookResult(name, None, exc))
+            else:
+                results.append(HookResult(name, value, None))
+        return results
 
     # -- introspection -----------------------------------------------------------------------
 
@@ -529,6 +787,28 @@ class Platform:
             totals=pool.stats.totals() if pool else {},
         )
 
+    def info(self, name: str) -> PluginInfo | None:
+        """A snapshot of one plugin (cheaper than ``plugins[name]``), or None."""
+        record = self._plugins.get(name)
+        return None if record is None else self._info(record)
+
+    def plugin_names(self) -> list[str]:
+        """The names of every discovered plugin, sorted."""
+        return sorted(self._plugins)
+
+    def install_jinja(
+        self,
+        env: jinja2.Environment,
+        *,
+        debug: bool = False,
+        strict: bool = False,
+        fallback: str = "",
+    ) -> None:
+        """Add ``{% use %}``, plugin templates and translations to ``env`` (see ``jinja.py``)."""
+        from .jinja import install_jinja  # imported here: goatkit_asgi.jinja imports this module
+
+        install_jinja(self, env, debug=debug, strict=strict, fallback=fallback)
+
     def memory_in_use(self) -> int:
         """Linear memory held by every loaded instance, in bytes (for ``memory_budget_mb``)."""
         return sum(r.pool.memory_bytes() for r in self._plugins.values() if r.pool is not None)
@@ -552,7 +832,7 @@ def _check_usable(record: _Plugin) -> None:
         raise record.error
 
 
-def _decode_result(plugin: str, function: str, raw: bytes | None) -> Any:
+def decode_result(plugin: str, function: str, raw: bytes | None) -> Any:
     if raw is None:
         return None
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ class Settings:
     plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     inline_calls: bool = True
+    has_permission: Callable[[Any, str], Any] | None = None
+    static_prefix: str = "/plugins"
+    debug: bool = False
 
 
 def _positive_number(name: str, value: object, *, maximum: float | None = None) -> float:
@@ -69,6 +72,9 @@ def build_settings(
     plugin_config: Mapping[str, Mapping[str, Any]] | None,
     archive_limits: ArchiveLimits | None,
     inline_calls: bool,
+    has_permission: Callable[[Any, str], Any] | None = None,
+    static_prefix: str = "/plugins",
+    debug: bool = False,
 ) -> Settings:
     """Check every setting; a wrong one is a ConfigError that names it and says what is expected."""
     plugins = Path(plugins_dir)
@@ -94,6 +100,18 @@ def build_settings(
             isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())
         ):
             raise ConfigError(f"{name}: expected a mapping of plugin name to a mapping")
+    if has_permission is not None and not callable(has_permission):
+        raise ConfigError("has_permission: expected a callable (request, permission) -> bool")
+    if (
+        not isinstance(static_prefix, str)
+        or not static_prefix.startswith("/")
+        or static_prefix.endswith("/")
+        or "//" in static_prefix
+    ):
+        raise ConfigError(
+            f"static_prefix: expected a path like '/plugins' (leading slash, no trailing slash), "
+            f"got {static_prefix!r}"
+        )
     if not isinstance(auto_grant, bool):
         raise ConfigError(f"auto_grant: expected True or False, got {auto_grant!r}")
     return Settings(
@@ -112,4 +130,7 @@ def build_settings(
         plugin_config=dict(plugin_config or {}),
         archive_limits=archive_limits or ArchiveLimits(),
         inline_calls=bool(inline_calls),
+        has_permission=has_permission,
+        static_prefix=static_prefix,
+        debug=bool(debug),
     )

@@ -7,7 +7,14 @@ from goatkit_asgi import errors
 
 
 def test_all_is_the_documented_set() -> None:
-    assert sorted(goatkit_asgi.__all__) == ["Platform", "PluginInfo", "PluginState"]
+    assert sorted(goatkit_asgi.__all__) == [
+        "GoatKitMiddleware",
+        "Platform",
+        "PluginInfo",
+        "PluginState",
+        "PluginTemplates",
+        "PluginsExtension",
+    ]
     for name in goatkit_asgi.__all__:
         assert getattr(goatkit_asgi, name).__module__.startswith("goatkit_asgi")
 

@@ -34,6 +34,10 @@ from .base import HostBridge
 from .stats import CallStats
 from .wasm import FAST_PATH_AVAILABLE, WasmInstance, WasmModule, _InlineAborted
 
+#: Inline attempts of one function that may run out of the inline budget before it stays on
+#: the thread path for good.
+MAX_INLINE_MISSES = 3
+
 
 class WasmPool:
     """Instances of one plugin module, and the calls that run on them."""
@@ -74,7 +78,8 @@ class WasmPool:
         self._slots = anyio.Semaphore(max_instances)
         self._waiting = 0
         self._inline_ok: set[str] = set()
-        self._thread_only: set[str] = set()
+        self._thread_only: set[str] = set()  # functions seen making host calls, or too slow
+        self._inline_misses: dict[str, int] = {}
         self._closed = False
         self._on_memory_change = on_memory_change
 
@@ -172,12 +177,17 @@ class WasmPool:
                     self._give_back(inst)
                     return result
                 except _InlineAborted:
-                    self._demote(function, inst)
+                    self._demote(function, inst, forever=True)
                 except PluginTimeout:
                     if timeout <= self.inline_budget:
                         self._give_back(inst)
                         raise
-                    self._demote(function, inst)
+                    # Too slow this time (or the process was descheduled): back to threads,
+                    # and after a few such misses, for good.
+                    misses = self._inline_misses[function] = (
+                        self._inline_misses.get(function, 0) + 1
+                    )
+                    self._demote(function, inst, forever=misses >= MAX_INLINE_MISSES)
                 except PluginCallError:
                     self._give_back(inst)
                     raise
@@ -189,28 +199,27 @@ class WasmPool:
             self._slots.release()
             self.stats.record(function, time.perf_counter() - started, error, inline=inline)
 
-    def _demote(self, function: str, inst: WasmInstance) -> None:
-        """An inline attempt did not fit: throw its instance away, use threads from now on."""
+    def _demote(self, function: str, inst: WasmInstance, *, forever: bool) -> None:
+        """An inline attempt did not fit: throw its instance away and use a thread."""
         inst.broken = True
         self._give_back(inst)
         self._inline_ok.discard(function)
-        self._thread_only.add(function)
+        if forever:
+            self._thread_only.add(function)
 
     async def _call_in_thread(
         self, function: str, args: bytes | None, timeout: float
     ) -> bytes | None:
         inst = await self._take()
         try:
-            t0 = time.perf_counter()
             result: bytes | None = await anyio.to_thread.run_sync(
                 _run_call, inst, function, args, timeout, limiter=self.limiter
             )
-            elapsed = time.perf_counter() - t0
             if (
                 self.fast
                 and inst.record.host_calls == 0
                 and function not in self._thread_only
-                and elapsed < self.inline_threshold + 0.0001
+                and inst.record.seconds < self.inline_threshold
             ):
                 self._inline_ok.add(function)
             elif inst.record.host_calls:

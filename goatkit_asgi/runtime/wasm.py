@@ -235,8 +235,15 @@ class EpochTicker:
         return self._thread is not None
 
     def _run(self) -> None:
+        # The epoch follows the clock, not the number of wake-ups: on a loaded machine a sleep
+        # overshoots, and counting wake-ups would make every deadline drift late.
+        start = time.monotonic()
+        done = 0
         while not self._stop.wait(self.tick):
-            self._engine.increment_epoch()
+            due = int((time.monotonic() - start) / self.tick)
+            for _ in range(due - done):
+                self._engine.increment_epoch()
+            done = max(done, due)
 
     def ticks_for(self, seconds: float) -> int:
         """Epoch ticks that cover ``seconds``: the deadline fires no earlier than that."""
@@ -450,6 +457,7 @@ class CallRecord:
 
     host_calls: int = 0
     aborted: bool = False
+    seconds: float = 0.0  # time inside the guest, measured where it ran
 
 
 class WasmInstance:
@@ -640,10 +648,12 @@ class WasmInstance:
                     function=function,
                 )
             n = len(name)
+            started = time.perf_counter()
             if args:
                 packed = self._call.call4(ptr, n, ptr + n, len(args))
             else:
                 packed = self._call.call4(ptr, n, 0, 0)
+            self.record.seconds = time.perf_counter() - started
             packed &= MASK64
             result: bytes | None = None
             if packed:

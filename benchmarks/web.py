@@ -1,0 +1,138 @@
+"""Benchmarks of the middleware, each against the same app without it (DESIGN §8).
+
+Requests are driven straight through the ASGI interface (no sockets, no HTTP client), so what is
+measured is the app stack itself; a server and the network would add the same cost to both sides.
+
+- pass-through: a request no plugin claims, app with vs without GoatKitMiddleware (≥ 0.97×)
+- plugin route: a plugin route returning JSON vs an equivalent native Starlette route (≥ 0.7×)
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import wasmtime
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from goatkit_asgi import Platform
+from goatkit_asgi.web.middleware import GoatKitMiddleware
+
+from .runtime import PLUGINS, Row
+
+WEBECHO_WAT = PLUGINS / "webecho.wat"
+
+
+def _scope(path: str, query: bytes = b"") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": [(b"host", b"bench"), (b"accept", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+async def _requests_per_second(app: ASGIApp, path: str, query: bytes, count: int) -> float:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    status: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    t0 = time.perf_counter()
+    for _ in range(count):
+        await app(_scope(path, query), receive, send)
+    elapsed = time.perf_counter() - t0
+    assert set(status) == {200}, f"{path}: unexpected statuses {set(status)}"
+    return count / elapsed
+
+
+async def _compare(
+    a: ASGIApp, a_path: str, b: ASGIApp, b_path: str, query: bytes, count: int, rounds: int
+) -> tuple[float, float]:
+    """Alternate the two apps round by round, so drift in the machine hits both alike."""
+    ra, rb = [], []
+    for _ in range(rounds):
+        ra.append(await _requests_per_second(a, a_path, query, count))
+        rb.append(await _requests_per_second(b, b_path, query, count))
+    return statistics.median(ra), statistics.median(rb)
+
+
+def _native_app() -> Starlette:
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("hello")
+
+    async def echo(request: Request) -> Response:
+        # what the plugin route sends back: the flat request object
+        args: dict[str, Any] = dict(request.query_params)
+        args.update(
+            {"_method": request.method, "_path": request.url.path, "_query": request.url.query}
+        )
+        return JSONResponse(args)
+
+    return Starlette(routes=[Route("/hello", hello), Route("/bench/echo", echo)])
+
+
+async def _bench(count: int, rounds: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp:
+        plugins = Path(tmp) / "plugins" / "webecho"
+        plugins.mkdir(parents=True)
+        (plugins / "manifest.yaml").write_text(yaml.safe_dump({"name": "webecho"}))
+        (plugins / "plugin.wasm").write_bytes(bytes(wasmtime.wat2wasm(WEBECHO_WAT.read_text())))
+        async with Platform(plugins.parent, state_dir=Path(tmp) / "state") as platform:
+            native = _native_app()
+            wrapped = GoatKitMiddleware(native, platform=platform)
+            query = b"ticket=42&queue=support"
+            for _ in range(20):  # load the plugin and let its function go inline
+                await _requests_per_second(wrapped, "/bench/echo", query, 1)
+            base, ours = await _compare(native, "/hello", wrapped, "/hello", b"", count, rounds)
+            pass_ratio = ours / base
+            native_rps, plugin_rps = await _compare(
+                native, "/bench/echo", wrapped, "/bench/echo", query, count, rounds
+            )
+            route_ratio = plugin_rps / native_rps
+    return [
+        Row(
+            "passthrough",
+            "request no plugin claims (throughput)",
+            f"{ours:,.0f} req/s",
+            f"no middleware {base:,.0f} req/s",
+            f"{pass_ratio:.3f}×",
+            "≥ 0.97×",
+            pass_ratio >= 0.97,
+        ),
+        Row(
+            "plugin-route",
+            "plugin route returning JSON (throughput)",
+            f"{plugin_rps:,.0f} req/s",
+            f"native route {native_rps:,.0f} req/s",
+            f"{route_ratio:.2f}×",
+            "≥ 0.70×",
+            route_ratio >= 0.7,
+        ),
+    ]
+
+
+def run(*, quick: bool = False) -> list[Row]:
+    count, rounds = (500, 5) if quick else (3000, 11)
+    return anyio.run(_bench, count, rounds)

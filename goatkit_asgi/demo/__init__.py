@@ -1,0 +1,1 @@
+"""The demo: a small helpdesk app extended by plugins (``gk demo``)."""

@@ -1,0 +1,176 @@
+"""A small helpdesk (tickets in SQLite) wrapped in GoatKitMiddleware: what ``gk demo`` serves.
+
+It shows the three ways plugins reach a host app: their routes and menu items (through the
+middleware), template functions (``{% use %}`` on the dashboard), and hooks (``after_save``
+fires when a ticket is saved).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import databases
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from ..platform import Platform
+from ..web.middleware import GoatKitMiddleware
+from ..web.templates import PluginTemplates
+
+HERE = Path(__file__).parent
+STATES = ("new", "open", "pending", "closed")
+
+SEED = [
+    ("Printer on the 2nd floor is on fire", "facilities", "high", "open"),
+    ("VPN drops every 20 minutes", "network", "high", "open"),
+    ("Password reset for the sales team", "accounts", "normal", "closed"),
+    ("New laptop for Ada", "hardware", "normal", "pending"),
+    ("Email bounces from the billing alias", "email", "normal", "new"),
+    ("Coffee machine out of order", "facilities", "low", "closed"),
+]
+
+
+def demo_plugin_dirs() -> list[Path]:
+    """Where the demo's plugins are: packaged beside this module, or in the source checkout."""
+    packaged = HERE / "plugins"
+    if packaged.is_dir():
+        return [packaged]
+    root = HERE.parents[1]
+    return [d for d in (root / "examples", root / "plugins") if d.is_dir()]
+
+
+def prepare_plugins_dir(data_dir: Path) -> Path:
+    """A plugins directory for the demo: links to every example plugin that has a manifest."""
+    plugins = data_dir / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    for source in demo_plugin_dirs():
+        for candidate in sorted(source.iterdir()):
+            if (
+                not (candidate / "manifest.yaml").is_file()
+                and not (candidate / "plugin.yaml").is_file()
+            ):
+                continue
+            link = plugins / candidate.name
+            if link.is_symlink() or link.exists():
+                continue
+            os.symlink(candidate.resolve(), link, target_is_directory=True)
+    return plugins
+
+
+def build_app(data_dir: Path, *, debug: bool = True) -> ASGIApp:
+    """The demo helpdesk over ``data_dir`` (its SQLite database, plugins and platform state)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = databases.Database(f"sqlite:///{data_dir / 'helpdesk.db'}")
+    platform = Platform(
+        prepare_plugins_dir(data_dir),
+        state_dir=data_dir / "state",
+        database_url=f"sqlite:///{data_dir / 'goatkit.db'}",
+        has_permission=lambda request, permission: True,  # the demo user may do everything
+        debug=debug,
+    )
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        enable_async=True,
+    )
+
+    @jinja2.pass_context
+    def url(context: Any, path: str) -> str:
+        request = context.get("request")
+        root = request.scope.get("root_path", "") if request is not None else ""
+        return f"{root}{path}"
+
+    env.globals["url"] = url
+    templates = PluginTemplates(platform, env=env, layout="layout.html")
+
+    async def index(request: Request) -> Response:
+        rows = await database.fetch_all("SELECT state FROM tickets")
+        return await templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "ticket_count": len(rows),
+                "open_count": sum(1 for r in rows if r["state"] != "closed"),
+                "plugins": list(platform.plugins.values()),
+                "user_name": "Demo User",
+            },
+        )
+
+    async def tickets(request: Request) -> Response:
+        rows = await database.fetch_all("SELECT * FROM tickets ORDER BY id")
+        return await templates.TemplateResponse(request, "tickets.html", {"tickets": rows})
+
+    async def ticket(request: Request) -> Response:
+        ticket_id = request.path_params["ticket_id"]
+        notes: list[str] = []
+        if request.method == "POST":
+            form = await request.form()
+            state = str(form.get("state", ""))
+            if state in STATES:
+                closed = dt.datetime.now(dt.UTC).isoformat() if state == "closed" else None
+                await database.execute(
+                    "UPDATE tickets SET state = :state, closed_at = :closed WHERE id = :id",
+                    {"state": state, "closed": closed, "id": ticket_id},
+                )
+                results = await platform.fire_hook(
+                    "after_save", {"entity": "ticket", "id": ticket_id, "state": state}
+                )
+                notes = [f"{r.plugin}: {r.value if r.ok else r.error}" for r in results]
+                if not notes:
+                    return RedirectResponse(request.url.path, status_code=303)
+        row = await database.fetch_one("SELECT * FROM tickets WHERE id = :id", {"id": ticket_id})
+        if row is None:
+            return Response("no such ticket", status_code=404)
+        return await templates.TemplateResponse(
+            request, "ticket.html", {"ticket": row, "states": STATES, "notes": notes}
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await database.connect()
+        await database.execute(
+            "CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
+            "queue TEXT NOT NULL, priority TEXT NOT NULL, state TEXT NOT NULL, "
+            "created_at TEXT NOT NULL, closed_at TEXT)"
+        )
+        if not await database.fetch_val("SELECT COUNT(*) FROM tickets"):
+            now = dt.datetime.now(dt.UTC)
+            for i, (title, queue, priority, state) in enumerate(SEED):
+                created = now - dt.timedelta(days=len(SEED) - i)
+                await database.execute(
+                    "INSERT INTO tickets (title, queue, priority, state, created_at, closed_at) "
+                    "VALUES (:t, :q, :p, :s, :c, :x)",
+                    {
+                        "t": title,
+                        "q": queue,
+                        "p": priority,
+                        "s": state,
+                        "c": created.isoformat(),
+                        "x": (created + dt.timedelta(hours=5)).isoformat()
+                        if state == "closed"
+                        else None,
+                    },
+                )
+        try:
+            yield
+        finally:
+            await database.disconnect()
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/tickets", tickets),
+            Route("/tickets/{ticket_id:int}", ticket, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    return GoatKitMiddleware(app, platform=platform, templates=templates)

@@ -1,0 +1,1 @@
+"""Web integration: the ASGI middleware, plugin routes and static files, templates."""
