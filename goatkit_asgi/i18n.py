@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 import re
 import string
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -337,3 +339,60 @@ def _accepted(header: str) -> list[str]:
         ranked.append((-quality, index, _normalize(tag)))
     ranked.sort()
     return [tag for _, _, tag in ranked]
+
+
+#: How long a plugin's translations are used before their files are checked for changes.
+TRANSLATIONS_TTL = 2.0
+
+
+@dataclass
+class _Cached:
+    checked: float
+    signature: object
+    translations: Translations | None
+
+
+class TranslationCache:
+    """Translations per plugin, re-read when its i18n files or registration change.
+
+    ``source(plugin)`` gives the plugin's directory, a value that changes with its module (the
+    module digest) and its registration's ``i18n``; ``None`` for an unknown plugin.
+    """
+
+    def __init__(
+        self, source: Callable[[str], tuple[Path | None, object, I18n | None] | None]
+    ) -> None:
+        self._source = source
+        self._cache: dict[str, _Cached] = {}
+
+    def get(self, plugin: str) -> Translations | None:
+        now = time.monotonic()
+        cached = self._cache.get(plugin)
+        if cached is not None and now - cached.checked < TRANSLATIONS_TTL:
+            return cached.translations
+        found_source = self._source(plugin)
+        signature = _signature(found_source)
+        if cached is not None and cached.signature == signature:
+            found = cached.translations
+        elif found_source is None:
+            found = None
+        else:
+            directory, _version, i18n = found_source
+            found = load_translations(directory, i18n, plugin=plugin)
+        self._cache[plugin] = _Cached(now, signature, found)
+        return found
+
+
+def _signature(source: tuple[Path | None, object, I18n | None] | None) -> object:
+    if source is None:
+        return None
+    directory, version, i18n = source
+    files: list[tuple[str, int, int]] = []
+    if directory is not None:
+        for path in i18n_files(directory / "i18n"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            files.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return (directory, version, i18n, tuple(files))

@@ -56,7 +56,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ from .errors import (
     PluginLoadError,
     PluginNotFound,
 )
-from .i18n import Translations, format_text, i18n_files, load_translations, negotiate_locale
+from .i18n import Translations, format_text, negotiate_locale
 from .platform import Platform, PluginInfo, PluginState
 from .specs import FunctionSpec
 
@@ -108,7 +107,6 @@ _FALLBACK_ARG = "_goatkit_fallback"
 # The attribute of a jinja2 Context that records the plugins used in that render.
 _RENDER_STATE = "_goatkit_used"
 # How long translations are trusted before the plugin and its i18n files are looked at again.
-_TRANSLATIONS_TTL = 2.0
 # Names a template cannot assign to (or that Jinja gives a meaning of its own).
 _RESERVED_NAMES = frozenset(
     {"true", "false", "none", "True", "False", "None", "loop", "self", "caller", "varargs"}
@@ -316,13 +314,6 @@ class _Used:
     reported: bool = False
 
 
-@dataclass
-class _CachedTranslations:
-    checked: float
-    signature: object
-    translations: Translations | None
-
-
 # --- the extension -----------------------------------------------------------------------------
 
 
@@ -333,7 +324,6 @@ class PluginsExtension(Extension):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        self._translations: dict[str, _CachedTranslations] = {}
 
     @property
     def platform(self) -> Platform:
@@ -600,25 +590,9 @@ class PluginsExtension(Extension):
         return translations.ngettext(str(singular), str(plural), n, locale, **params)
 
     def translations(self, plugin: str) -> Translations | None:
-        """``plugin``'s translations (``None`` for an unknown plugin), cached for a moment."""
-        now = time.monotonic()
-        cached = self._translations.get(plugin)
-        if cached is not None and now - cached.checked < _TRANSLATIONS_TTL:
-            return cached.translations
+        """``plugin``'s translations (``None`` for an unknown plugin), from the platform's cache."""
         platform = self.platform
-        info = _look(lambda: platform.info(plugin))
-        signature = _translations_signature(info)
-        if cached is not None and cached.signature == signature:
-            found = cached.translations
-        elif info is None:
-            found = None
-        else:
-            registration = info.registration
-            found = load_translations(
-                info.directory, registration.i18n if registration else None, plugin=plugin
-            )
-        self._translations[plugin] = _CachedTranslations(now, signature, found)
-        return found
+        return _look(lambda: platform.translations(plugin))
 
     def _context_translations(self, context: Context) -> Translations | None:
         name = context.name
@@ -807,21 +781,6 @@ def _locale(context: Context, translations: Translations) -> str:
         header = headers.get("accept-language")
         return negotiate_locale(header if isinstance(header, str) else None, translations.languages)
     return "en"
-
-
-def _translations_signature(info: PluginInfo | None) -> object:
-    if info is None:
-        return None
-    files: list[tuple[str, int, int]] = []
-    if info.directory is not None:
-        for path in i18n_files(info.directory / "i18n"):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            files.append((path.name, stat.st_mtime_ns, stat.st_size))
-    i18n = info.registration.i18n if info.registration is not None else None
-    return (info.directory, info.module_digest, i18n, tuple(files))
 
 
 def _log_fallback(plugin: str, exc: GoatKitError) -> None:

@@ -7,6 +7,7 @@ instance pool) → calls → unload.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import hashlib
 import inspect
@@ -36,9 +37,10 @@ from .errors import (
     PluginNotFound,
     RegistrationError,
 )
-from .host.api import HostAPI, HostContext
+from .host.api import HostAPI, HostContext, str_arg
 from .host.cache import MemoryCache
 from .host.log import PluginLogs
+from .i18n import TranslationCache, Translations, format_text, negotiate_locale
 from .packaging.archive import ArchiveLimits
 from .packaging.discovery import Discovered, discover
 from .packaging.manifest import Manifest
@@ -118,6 +120,12 @@ class HookResult:
     def ok(self) -> bool:
         return self.error is None
 
+
+#: The Accept-Language of the request being served (set by the middleware), so host calls made
+#: while serving it (``translate``) answer in the user's language.
+current_accept_language: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "goatkit_accept_language", default=None
+)
 
 _PARAM = re.compile(r"\{[^{}]*\}")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -254,6 +262,8 @@ class Platform:
         self.logs = PluginLogs()
         self.cache = MemoryCache()
         self.host = HostAPI(cache=self.cache, logs=self.logs, config=self._plugin_config)
+        self._translations = TranslationCache(self._translation_source)
+        self.host.sync_functions["translate"] = self._host_translate
         self._bridge = _Bridge(self.host, self.logs)
         self._plugins: dict[str, _Plugin] = {}
         self._engines: dict[bool, WasmEngine] = {}
@@ -808,6 +818,39 @@ class Platform:
         from .jinja import install_jinja  # imported here: goatkit_asgi.jinja imports this module
 
         install_jinja(self, env, debug=debug, strict=strict, fallback=fallback)
+
+    def translations(self, plugin: str) -> Translations | None:
+        """``plugin``'s translations (its ``i18n/*.yaml`` over its registration's ``i18n``)."""
+        return self._translations.get(plugin)
+
+    def translate(self, plugin: str, key: str, locale: str | None = None, **params: Any) -> str:
+        """Translate ``key`` with ``plugin``'s texts (``de-AT`` → ``de`` → ``en`` → the key).
+
+        Without ``locale``, the language of the request being served is used (if any).
+        """
+        translations = self.translations(plugin)
+        if translations is None:
+            return format_text(key, params)
+        if locale is None:
+            header = current_accept_language.get()
+            locale = negotiate_locale(header, translations.languages) if header else None
+        return translations.gettext(key, locale, **params)
+
+    def _translation_source(self, plugin: str) -> tuple[Path | None, object, Any] | None:
+        record = self._plugins.get(plugin)
+        if record is None:
+            return None
+        reg = record.registration
+        return record.found.directory, record.digest, reg.i18n if reg is not None else None
+
+    def _host_translate(self, ctx: HostContext, args: dict[str, Any]) -> dict[str, Any]:
+        """``translate {"key", "locale"?, "args"?}`` → ``{"value"}`` (GoatKit's shape)."""
+        key = str_arg(ctx, "translate", args, "key", limit=512)
+        locale = args.get("locale") or args.get("lang")
+        params = args.get("args") or {}
+        if not isinstance(params, dict):
+            params = {str(i): v for i, v in enumerate(params)} if isinstance(params, list) else {}
+        return {"value": self.translate(ctx.plugin, key, str(locale) if locale else None, **params)}
 
     def memory_in_use(self) -> int:
         """Linear memory held by every loaded instance, in bytes (for ``memory_budget_mb``)."""

@@ -42,7 +42,7 @@ def _bad(ctx: HostContext, function: str, message: str) -> HostCallError:
     )
 
 
-def _str_arg(
+def str_arg(
     ctx: HostContext, function: str, args: dict[str, Any], key: str, *, limit: int = 1 << 16
 ) -> str:
     value = args.get(key)
@@ -149,14 +149,14 @@ class HostAPI:
         return {"ok": True}
 
     def cache_get(self, ctx: HostContext, args: dict[str, Any]) -> dict[str, Any]:
-        key = _str_arg(ctx, "cache_get", args, "key", limit=MAX_CACHE_KEY)
+        key = str_arg(ctx, "cache_get", args, "key", limit=MAX_CACHE_KEY)
         value = self.cache.get(ctx.plugin, key)
         if value is None:
             return {"value": None, "found": False}
         return {"value": base64.b64encode(value).decode(), "found": True}
 
     def cache_set(self, ctx: HostContext, args: dict[str, Any]) -> dict[str, Any]:
-        key = _str_arg(ctx, "cache_set", args, "key", limit=MAX_CACHE_KEY)
+        key = str_arg(ctx, "cache_set", args, "key", limit=MAX_CACHE_KEY)
         raw = args.get("value")
         if not isinstance(raw, str):
             raise _bad(ctx, "cache_set", '"value" must be a base64 string')
@@ -173,11 +173,11 @@ class HostAPI:
         return {"ok": True}
 
     def cache_delete(self, ctx: HostContext, args: dict[str, Any]) -> dict[str, Any]:
-        key = _str_arg(ctx, "cache_delete", args, "key", limit=MAX_CACHE_KEY)
+        key = str_arg(ctx, "cache_delete", args, "key", limit=MAX_CACHE_KEY)
         return {"ok": True, "deleted": self.cache.delete(ctx.plugin, key)}
 
     def config_get(self, ctx: HostContext, args: dict[str, Any]) -> dict[str, Any]:
-        key = _str_arg(ctx, "config_get", args, "key", limit=256)
+        key = str_arg(ctx, "config_get", args, "key", limit=256)
         config = self._config(ctx.plugin)
         if key in config:
             return {"value": config[key], "found": True}

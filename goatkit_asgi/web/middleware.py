@@ -30,7 +30,7 @@ from ..errors import (
     PluginDisabled,
     PluginNotFound,
 )
-from ..platform import PluginState, decode_result
+from ..platform import PluginState, current_accept_language, decode_result
 from .responses import error_response, internal_error_response, raw_response, result_kind
 from .templates import PluginTemplates
 
@@ -265,7 +265,11 @@ class GoatKitMiddleware:
         args = await self._request_args(request, params)
         if isinstance(args, Response):
             return args
-        raw = await platform.call_json(plugin, route.handler, _ENCODE(args).encode())
+        token = current_accept_language.set(args.get("_accept_language"))
+        try:
+            raw = await platform.call_json(plugin, route.handler, _ENCODE(args).encode())
+        finally:
+            current_accept_language.reset(token)
         if raw is None:
             return Response(status_code=204)
         result = decode_result(plugin, route.handler, raw)
