@@ -215,10 +215,14 @@ class EpochTicker:
         self._engine = engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._start = time.monotonic()
+        self._done = 0
 
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
+            self._start = time.monotonic()
+            self._done = 0
             self._thread = threading.Thread(
                 target=self._run, name="goatkit-epoch-ticker", daemon=True
             )
@@ -237,17 +241,25 @@ class EpochTicker:
     def _run(self) -> None:
         # The epoch follows the clock, not the number of wake-ups: on a loaded machine a sleep
         # overshoots, and counting wake-ups would make every deadline drift late.
-        start = time.monotonic()
-        done = 0
         while not self._stop.wait(self.tick):
-            due = int((time.monotonic() - start) / self.tick)
-            for _ in range(due - done):
+            due = int((time.monotonic() - self._start) / self.tick)
+            for _ in range(due - self._done):
                 self._engine.increment_epoch()
-            done = max(done, due)
+            self._done = max(self._done, due)
+
+    def backlog(self) -> int:
+        """Ticks the clock has passed that the epoch has not caught up with yet."""
+        if self._thread is None:
+            return 0
+        return max(0, int((time.monotonic() - self._start) / self.tick) - self._done)
 
     def ticks_for(self, seconds: float) -> int:
-        """Epoch ticks that cover ``seconds``: the deadline fires no earlier than that."""
-        return max(1, math.ceil(seconds / self.tick) + 1)
+        """Epoch ticks that cover ``seconds``: the deadline fires no earlier than that.
+
+        The ticks the epoch still owes the clock are added: they arrive in a burst when the
+        ticker catches up and must not count against this deadline.
+        """
+        return max(1, math.ceil(seconds / self.tick) + 1) + self.backlog()
 
 
 _current = threading.local()
@@ -498,7 +510,6 @@ class WasmInstance:
         self._ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
         self.memory: wasmtime.Memory | None = None
         self._mem_addr = 0
-        self._ticks: dict[float, int] = {}
         if memory_limit is not None:
             store.set_limits(memory_size=memory_limit, instances=1, tables=4, memories=1)
         wasi = wasmtime.WasiConfig()
@@ -591,9 +602,7 @@ class WasmInstance:
     # -- calls -------------------------------------------------------------------------------
 
     def _set_deadline(self, seconds: float) -> None:
-        ticks = self._ticks.get(seconds)
-        if ticks is None:
-            ticks = self._ticks[seconds] = self.module.engine.ticker.ticks_for(seconds)
+        ticks = self.module.engine.ticker.ticks_for(seconds)
         if self.fast:
             _raw_set_deadline(self._ctx, ticks)
         else:
