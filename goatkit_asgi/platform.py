@@ -272,6 +272,7 @@ class Platform:
         self._ready = anyio.Event()
         self._started = False
         self.routes_version = 0  # bumped whenever the set of plugin routes may have changed
+        self._route_listeners: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -534,7 +535,7 @@ class Platform:
         async with record.lock:
             if record.state is PluginState.DISABLED:
                 record.state = PluginState.DISCOVERED
-                self.routes_version += 1
+                self._routes_changed()
 
     async def disable(self, name: str) -> None:
         """Turn ``name`` off: its instances are released, its routes answer 404, its menu items
@@ -546,7 +547,7 @@ class Platform:
                 record.pool = None
             if record.state is not PluginState.FAILED:
                 record.state = PluginState.DISABLED
-            self.routes_version += 1
+            self._routes_changed()
 
     def _record(self, name: str) -> _Plugin:
         record = self._plugins.get(name)
@@ -614,6 +615,15 @@ class Platform:
 
     # -- web-facing: routes, menus, permissions, hooks ---------------------------------------
 
+    def on_routes_changed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever plugin routes (or their plugins' states) change."""
+        self._route_listeners.append(listener)
+
+    def _routes_changed(self) -> None:
+        self.routes_version += 1
+        for listener in self._route_listeners:
+            listener()
+
     def route_entries(self) -> list[RouteEntry]:
         """Every plugin route, including those of disabled plugins (they answer 404)."""
         entries = []
@@ -675,7 +685,7 @@ class Platform:
                 continue
             for key in mine:
                 owners[key] = record.name
-        self.routes_version += 1
+        self._routes_changed()
 
     async def allowed(self, request: Any, permission: str | None) -> bool:
         """Whether the host's ``has_permission(request, permission)`` allows it (None: always)."""

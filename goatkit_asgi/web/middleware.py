@@ -117,40 +117,56 @@ class GoatKitMiddleware:
         self.platform = platform
         self.templates = templates
         self.max_body_bytes = max_body_bytes
-        self._table = _RouteTable([], -1)
         self._static_prefix = platform.settings.static_prefix + "/"
         self._static_apps: dict[str, StaticFiles] = {}
+        self._table = _RouteTable([], -1)
+        self._claims: tuple[str, ...] = (self._static_prefix,)
+        self._rebuild()
+        platform.on_routes_changed(self._rebuild)
 
     # -- ASGI --------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # (A coroutine function: servers and test clients tell ASGI 3 apps by that.)
         kind = scope["type"]
-        if kind == "lifespan":
+        if kind == "http":
+            # The prefixes plugins could claim (rebuilt when plugin routes change), checked in
+            # one C-level startswith: a request no plugin claims costs that and the state entry.
+            if scope["path"].startswith(self._claims):
+                await self._dispatch(scope, receive, send)
+                return
+        elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if kind == "http":
-            path: str = scope["path"]
-            if path.startswith(self._static_prefix):
-                name, _, rest = path[len(self._static_prefix) :].partition("/")
-                if rest.startswith("static/") or rest == "static":
-                    await self._static(scope, receive, send, name, rest[len("static") :])
-                    return
-            table = self._table
-            if table.version != self.platform.routes_version:
-                table = self._table = _RouteTable(
-                    self.platform.route_entries(), self.platform.routes_version
-                )
-            hit = (
-                table.match(scope["method"], path) if (table.by_segment or table.anywhere) else None
-            )
-            if hit is not None:
-                await self._serve(scope, receive, send, *hit)
+        try:
+            scope["state"]["goatkit"] = self.platform
+        except KeyError:
+            scope["state"] = {"goatkit": self.platform}
+        await self.app(scope, receive, send)
+
+    def _rebuild(self) -> None:
+        version = self.platform.routes_version
+        table = _RouteTable(self.platform.route_entries(), version)
+        prefixes = [self._static_prefix, *(f"/{segment}" for segment in table.by_segment)]
+        if table.anywhere:
+            prefixes.append("/")  # a route starts with a parameter: every path is a candidate
+        # "/stats" also catches "/statsx": such paths fall through to the app after the table.
+        self._table = table
+        self._claims = tuple(prefixes)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a static file or a plugin route, or pass the request on after all."""
+        path: str = scope["path"]
+        if path.startswith(self._static_prefix):
+            name, _, rest = path[len(self._static_prefix) :].partition("/")
+            if rest.startswith("static/") or rest == "static":
+                await self._static(scope, receive, send, name, rest[len("static") :])
                 return
-        if kind in ("http", "websocket"):
-            state = scope.get("state")
-            if state is None:
-                state = scope["state"] = {}
-            state["goatkit"] = self.platform
+        hit = self._table.match(scope["method"], path)
+        if hit is not None:
+            await self._serve(scope, receive, send, *hit)
+            return
+        scope.setdefault("state", {})["goatkit"] = self.platform
         await self.app(scope, receive, send)
 
     # -- lifespan ----------------------------------------------------------------------------
