@@ -57,6 +57,11 @@ class Row:
     ok: bool | None
 
 
+def _platform(plugins: Path, state: Path) -> Platform:
+    """A platform whose database lives in its state directory (not in the current one)."""
+    return Platform(plugins, state_dir=state, database_url=f"sqlite:///{state / 'goatkit.db'}")
+
+
 def _median_per_call(fn: Callable[[], object], calls: int, rounds: int) -> float:
     samples = []
     for _ in range(rounds):
@@ -129,7 +134,7 @@ async def bench_echo_awaited(calls: int, rounds: int) -> Row:
     with tempfile.TemporaryDirectory() as tmp:
         plugins = Path(tmp) / "plugins"
         shutil.copytree(ECHO_DIR, plugins / "echo")
-        async with Platform(plugins, state_dir=Path(tmp) / "state") as platform:
+        async with _platform(plugins, Path(tmp) / "state") as platform:
             for _ in range(10):
                 assert await platform.call("echo", "echo", PAYLOAD_OBJ) == PAYLOAD_OBJ
             plugin = _extism_plugin()
@@ -168,7 +173,7 @@ async def bench_scaling(rounds: int) -> Row:
     iterations = 20_000_000
     with tempfile.TemporaryDirectory() as tmp:
         _spin_plugin(Path(tmp) / "plugins")
-        async with Platform(Path(tmp) / "plugins", state_dir=Path(tmp) / "state") as platform:
+        async with _platform(Path(tmp) / "plugins", Path(tmp) / "state") as platform:
             async with anyio.create_task_group() as tg:  # create both instances
                 for _ in range(2):
                     tg.start_soon(platform.call, "spin", "spin", {"n": 1000})
@@ -202,11 +207,11 @@ async def bench_first_use(rounds: int) -> list[Row]:
             plugins = Path(tmp) / "plugins"
             shutil.copytree(ECHO_DIR, plugins / "echo")
             state = Path(tmp) / "state"
-            async with Platform(plugins, state_dir=state) as platform:
+            async with _platform(plugins, state) as platform:
                 t0 = time.perf_counter()
                 await platform.call("echo", "echo", PAYLOAD_OBJ)
                 cold.append(time.perf_counter() - t0)
-            async with Platform(plugins, state_dir=state) as platform:
+            async with _platform(plugins, state) as platform:
                 t0 = time.perf_counter()
                 await platform.call("echo", "echo", PAYLOAD_OBJ)
                 warm.append(time.perf_counter() - t0)
@@ -244,10 +249,10 @@ async def bench_startup(rounds: int) -> Row:
             (plugins / f"p{i:03d}" / "manifest.yaml").write_text(yaml.safe_dump(manifest))
         state = Path(tmp) / "state"
         # The module is the same for all 200, so one registration read warms the cache.
-        async with Platform(plugins, state_dir=state) as platform:
+        async with _platform(plugins, state) as platform:
             await platform.wait_ready()
         for _ in range(rounds):
-            platform = Platform(plugins, state_dir=state)
+            platform = _platform(plugins, state)
             t0 = time.perf_counter()
             await platform.start()
             await platform.wait_ready()

@@ -24,10 +24,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from goatkit_asgi import Platform
 from goatkit_asgi.web.middleware import GoatKitMiddleware
 
-from .runtime import PLUGINS, Row
+from .runtime import PLUGINS, Row, _platform
 
 WEBECHO_WAT = PLUGINS / "webecho.wat"
 
@@ -99,7 +98,7 @@ async def _bench(count: int, rounds: int) -> list[Row]:
         plugins.mkdir(parents=True)
         (plugins / "manifest.yaml").write_text(yaml.safe_dump({"name": "webecho"}))
         (plugins / "plugin.wasm").write_bytes(bytes(wasmtime.wat2wasm(WEBECHO_WAT.read_text())))
-        async with Platform(plugins.parent, state_dir=Path(tmp) / "state") as platform:
+        async with _platform(plugins.parent, Path(tmp) / "state") as platform:
             native = _native_app()
             wrapped = GoatKitMiddleware(native, platform=platform)
             query = b"ticket=42&queue=support"

@@ -31,6 +31,7 @@ from .errors import (
     ConfigError,
     GoatKitError,
     HostCallError,
+    PermissionDenied,
     PluginCallError,
     PluginDisabled,
     PluginLoadError,
@@ -38,16 +39,21 @@ from .errors import (
     RegistrationError,
 )
 from .host.api import HostAPI, HostContext, str_arg
-from .host.cache import MemoryCache
+from .host.cache import CacheBackend, MemoryCache
+from .host.gated import GatedFunctions
 from .host.log import PluginLogs
+from .host.mail import SmtpSettings
+from .host.redis_cache import RedisCache
+from .host.services import HostServices
 from .i18n import TranslationCache, Translations, format_text, negotiate_locale
 from .packaging.archive import ArchiveLimits
 from .packaging.discovery import Discovered, discover
-from .packaging.manifest import Manifest
+from .packaging.manifest import Capabilities, Manifest
 from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
+from .store import JobRow
 
 if TYPE_CHECKING:
     import jinja2
@@ -83,6 +89,10 @@ class PluginInfo:
     last_used: float | None
     stats: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     totals: Mapping[str, object] = field(default_factory=dict)
+    requested: Capabilities = field(default_factory=Capabilities)  # what the manifest asks
+    granted: Capabilities = field(default_factory=Capabilities)  # what an administrator granted
+    effective: Capabilities = field(default_factory=Capabilities)  # what it may do now
+    pending: Capabilities = field(default_factory=Capabilities)  # asked, not granted: waits
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,15 @@ class HookResult:
     def ok(self) -> bool:
         return self.error is None
 
+
+#: The signed-in user of the request being served (set by the middleware), for the audit log.
+current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "goatkit_user", default=None
+)
+#: How many plugin_call hops led to the call being made.
+current_call_depth: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "goatkit_call_depth", default=0
+)
 
 #: The Accept-Language of the request being served (set by the middleware), so host calls made
 #: while serving it (``translate``) answer in the user's language.
@@ -171,12 +190,23 @@ class _Plugin:
 class _Bridge:
     """The runtimes' view of the host: host calls and logs (see runtime.base.HostBridge)."""
 
-    def __init__(self, host: HostAPI, logs: PluginLogs) -> None:
+    def __init__(
+        self, host: HostAPI, logs: PluginLogs, caps: Callable[[str], Capabilities]
+    ) -> None:
         self._host = host
         self._logs = logs
+        self._caps = caps
 
     def host_call(self, plugin: str, function: str, args: bytes, deadline: float) -> bytes:
-        ctx = HostContext(plugin, deadline)
+        # Called in the worker thread running the plugin; context variables (user, call depth)
+        # were copied into it from the task that made the call.
+        ctx = HostContext(
+            plugin,
+            deadline,
+            caps=self._caps(plugin),
+            user=current_user.get(),
+            depth=current_call_depth.get(),
+        )
 
         def run_async(fn: Callable[[], Awaitable[Any]]) -> Any:
             remaining = deadline - time.monotonic()
@@ -238,6 +268,9 @@ class Platform:
         has_permission: Callable[[Any, str], Any] | None = None,
         static_prefix: str = "/plugins",
         debug: bool = False,
+        smtp: SmtpSettings | Mapping[str, Any] | None = None,
+        cache_url: str | None = None,
+        job_poll: float = 1.0,
     ) -> None:
         self.settings: Settings = build_settings(
             plugins_dir=plugins_dir,
@@ -258,13 +291,32 @@ class Platform:
             has_permission=has_permission,
             static_prefix=static_prefix,
             debug=debug,
+            smtp=smtp,
         )
         self.logs = PluginLogs()
-        self.cache = MemoryCache()
+        self.cache: CacheBackend = RedisCache(cache_url) if cache_url is not None else MemoryCache()
         self.host = HostAPI(cache=self.cache, logs=self.logs, config=self._plugin_config)
         self._translations = TranslationCache(self._translation_source)
         self.host.sync_functions["translate"] = self._host_translate
-        self._bridge = _Bridge(self.host, self.logs)
+        self.services = HostServices(
+            database_url=self.settings.database_url,
+            grants=self.settings.grants,
+            auto_grant=self.settings.auto_grant,
+            smtp=self.settings.smtp,
+            run_job=self._run_job,
+            job_poll=job_poll,
+        )
+        self.events = self.services.events
+        self._gated = GatedFunctions(
+            self.host,
+            audit=self.services.audit,
+            http=self.services.http,
+            mailer=self.services.mailer,
+            store=self.services.store,
+            call_plugin=self._call_from_plugin,
+            publish=self.events.publish,
+        )
+        self._bridge = _Bridge(self.host, self.logs, self._capabilities)
         self._plugins: dict[str, _Plugin] = {}
         self._engines: dict[bool, WasmEngine] = {}
         self._limiter: anyio.CapacityLimiter | None = None
@@ -304,11 +356,24 @@ class Platform:
         )
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        try:
+            await self.services.start(self._task_group)
+        except BaseException:
+            self._task_group.cancel_scope.cancel()
+            await self._task_group.__aexit__(None, None, None)
+            self._task_group = None
+            raise
+        self._gated.db = self.services.db
         self._started = True
+        for name in await self.services.store.disabled_plugins():
+            record = self._plugins.get(name)
+            if record is not None and record.state is not PluginState.FAILED:
+                record.state = PluginState.DISABLED
         # New module versions are registered now, so routes and menus are known before the
         # first request; later starts find them in the cache and instantiate nothing.
         await self._register_pending(pending)
         self._refuse_route_collisions()
+        await self._sync_jobs(*self._plugins.values())
 
     async def stop(self) -> None:
         """Release every instance and stop background work."""
@@ -319,6 +384,7 @@ class Platform:
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
         self._task_group = None
+        await self.services.stop()
         for record in self._plugins.values():
             if record.pool is not None:
                 await record.pool.close()
@@ -533,6 +599,7 @@ class Platform:
         """Turn ``name`` back on after :meth:`disable`; it loads again on first use."""
         record = self._record(name)
         async with record.lock:
+            await self.services.store.set_enabled(name, True)
             if record.state is PluginState.DISABLED:
                 record.state = PluginState.DISCOVERED
                 self._routes_changed()
@@ -542,6 +609,7 @@ class Platform:
         disappear and its template functions render their fallback."""
         record = self._record(name)
         async with record.lock:
+            await self.services.store.set_enabled(name, False)
             if record.pool is not None:
                 await record.pool.close()
                 record.pool = None
@@ -612,6 +680,77 @@ class Platform:
                 code="unknown_function",
             )
         return await pool.call(function, args, self._timeout_for(record, timeout))
+
+    # -- capabilities, jobs, calls between plugins -------------------------------------------
+
+    def _requested(self, name: str) -> Capabilities:
+        record = self._plugins.get(name)
+        if record is None or record.manifest is None:
+            return Capabilities()
+        return record.manifest.capabilities
+
+    def _capabilities(self, name: str) -> Capabilities:
+        """What ``name`` may do now: what it asked for, cut down to what it was granted."""
+        return self.services.effective(name, self._requested(name))
+
+    async def grant(
+        self, name: str, capabilities: Capabilities | Mapping[str, Any]
+    ) -> Capabilities:
+        """Grant ``name`` more capabilities (added to what it has); persisted.
+
+        ``capabilities`` has the manifest's shape: ``{"db": {"read": ["tickets"]}, "email": true}``.
+        A grant beyond what the plugin's manifest asks for gives nothing more.
+        """
+        self._record(name)
+        granted = await self.services.grant(name, _as_capabilities(capabilities))
+        await self._sync_jobs(self._record(name))
+        return granted
+
+    async def revoke(
+        self, name: str, capabilities: Capabilities | Mapping[str, Any] | None = None
+    ) -> Capabilities:
+        """Take back part of ``name``'s grant, or all of it with no ``capabilities``; persisted."""
+        self._record(name)
+        caps = None if capabilities is None else _as_capabilities(capabilities)
+        left = await self.services.revoke(name, caps)
+        await self._sync_jobs(self._record(name))
+        return left
+
+    async def _sync_jobs(self, *records: _Plugin) -> None:
+        await self.services.sync_registration_jobs(
+            {
+                r.name: (r.registration.jobs, self._capabilities(r.name).jobs)
+                for r in records
+                if r.registration is not None and r.state is not PluginState.FAILED
+            }
+        )
+
+    async def _run_job(self, job: JobRow, now: float) -> Any:
+        """Run one scheduled tick (called by the scheduler, which holds the lease)."""
+        if not self._capabilities(job.plugin).jobs:
+            raise PermissionDenied(
+                f"{job.plugin}: job {job.job_id} did not run: the plugin lost its jobs grant",
+                plugin=job.plugin,
+            )
+        args = None if job.args is None else _ENCODE(job.args).encode()
+        raw = await self.call_json(job.plugin, job.callback, args)
+        result = decode_result(job.plugin, job.callback, raw)
+        self.logs.log(job.plugin, "info", f"job {job.job_id} ran ({job.callback})")
+        return result
+
+    async def jobs(self, name: str | None = None) -> list[JobRow]:
+        """Scheduled jobs (of ``name``, or all): schedule, next and last run, last error."""
+        return await self.services.store.jobs(name)
+
+    async def _call_from_plugin(
+        self, ctx: HostContext, target: str, function: str, args: bytes | None
+    ) -> bytes | None:
+        token = current_call_depth.set(ctx.depth + 1)
+        try:
+            timeout = max(0.001, min(ctx.remaining(), self.settings.max_call_timeout))
+            return await self.call_json(target, function, args, timeout=timeout)
+        finally:
+            current_call_depth.reset(token)
 
     # -- web-facing: routes, menus, permissions, hooks ---------------------------------------
 
@@ -805,6 +944,10 @@ class Platform:
             last_used=pool.last_used if pool else None,
             stats=pool.stats.snapshot() if pool else {},
             totals=pool.stats.totals() if pool else {},
+            requested=self._requested(record.name),
+            granted=self.services.granted(record.name),
+            effective=self._capabilities(record.name),
+            pending=self.services.pending(record.name, self._requested(record.name)),
         )
 
     def info(self, name: str) -> PluginInfo | None:
@@ -873,6 +1016,16 @@ class Platform:
             merged.update(record.manifest.config)
         merged.update(self.settings.plugin_config.get(plugin, {}))
         return merged
+
+
+def _as_capabilities(value: Capabilities | Mapping[str, Any]) -> Capabilities:
+    if isinstance(value, Capabilities):
+        return value
+
+    def fail(message: str) -> Exception:
+        return ConfigError(f"grant: {message}")
+
+    return Capabilities.from_dict(dict(value), "capabilities", fail)
 
 
 def _check_usable(record: _Plugin) -> None:

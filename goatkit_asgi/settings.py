@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .host.mail import SmtpSettings
 from .packaging.archive import ArchiveLimits
+from .packaging.manifest import Capabilities
 
 DEFAULT_DATABASE_URL = "sqlite:///goatkit.db"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -29,7 +31,7 @@ class Settings:
     max_instances: int = 4
     max_queue: int = 64
     worker_threads: int = 16
-    grants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    grants: dict[str, Capabilities] = field(default_factory=dict)
     auto_grant: bool = False
     plugin_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
@@ -37,6 +39,7 @@ class Settings:
     has_permission: Callable[[Any, str], Any] | None = None
     static_prefix: str = "/plugins"
     debug: bool = False
+    smtp: SmtpSettings | None = None
 
 
 def _positive_number(name: str, value: object, *, maximum: float | None = None) -> float:
@@ -75,6 +78,7 @@ def build_settings(
     has_permission: Callable[[Any, str], Any] | None = None,
     static_prefix: str = "/plugins",
     debug: bool = False,
+    smtp: SmtpSettings | Mapping[str, Any] | None = None,
 ) -> Settings:
     """Check every setting; a wrong one is a ConfigError that names it and says what is expected."""
     plugins = Path(plugins_dir)
@@ -125,7 +129,7 @@ def build_settings(
         max_instances=_positive_int("max_instances", max_instances, maximum=64),
         max_queue=_positive_int("max_queue", max_queue),
         worker_threads=_positive_int("worker_threads", worker_threads, maximum=256),
-        grants=dict(grants or {}),
+        grants=_grants(grants or {}),
         auto_grant=auto_grant,
         plugin_config=dict(plugin_config or {}),
         archive_limits=archive_limits or ArchiveLimits(),
@@ -133,4 +137,31 @@ def build_settings(
         has_permission=has_permission,
         static_prefix=static_prefix,
         debug=bool(debug),
+        smtp=_smtp(smtp),
     )
+
+
+def _grants(value: Mapping[str, Mapping[str, Any]]) -> dict[str, Capabilities]:
+    out = {}
+    for plugin, caps in value.items():
+
+        def fail(message: str, plugin: str = plugin) -> Exception:
+            return ConfigError(f"grants[{plugin!r}]: {message}")
+
+        out[str(plugin)] = Capabilities.from_dict(dict(caps), "", fail)
+    return out
+
+
+def _smtp(value: SmtpSettings | Mapping[str, Any] | None) -> SmtpSettings | None:
+    if value is None or isinstance(value, SmtpSettings):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError("smtp: expected SmtpSettings or a mapping like {'host': ..., 'port': 25}")
+    known = set(SmtpSettings.__dataclass_fields__)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"smtp: unknown settings {unknown}; known: {sorted(known)}")
+    try:
+        return SmtpSettings(**value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"smtp: {exc}") from exc

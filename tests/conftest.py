@@ -27,6 +27,7 @@ def make_platform(plugins_dir: Path) -> Callable[..., Platform]:
 
     def make(**kwargs: Any) -> Platform:
         kwargs.setdefault("state_dir", plugins_dir.parent / "state")
+        kwargs.setdefault("database_url", f"sqlite:///{plugins_dir.parent / 'goatkit.db'}")
         return Platform(plugins_dir, **kwargs)
 
     return make

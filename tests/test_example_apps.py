@@ -21,6 +21,7 @@ def load(name: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleT
 
     def platform(*args: object, **kwargs: object) -> goatkit_asgi.Platform:
         kwargs["state_dir"] = state_dir
+        kwargs["database_url"] = f"sqlite:///{state_dir / 'goatkit.db'}"
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(goatkit_asgi, "Platform", platform)

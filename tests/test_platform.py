@@ -318,9 +318,9 @@ async def test_unknown_and_malformed_host_calls_set_last_error(
 ) -> None:
     make_plugin(plugins_dir, "sink")
     async with make_platform() as platform:
-        out = await platform.call("sink", "host", ["db_exec", {}])
+        out = await platform.call("sink", "host", ["no_such_function", {}])
         assert out["failed"]["code"] == "unknown_function"
-        assert "unknown host function 'db_exec'" in out["failed"]["message"]
+        assert "unknown host function 'no_such_function'" in out["failed"]["message"]
         out = await platform.call("sink", "host", ["cache_set", "not an object"])
         assert out["failed"] == {
             "code": "bad_request",

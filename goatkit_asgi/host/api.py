@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GoatKitError, HostCallError
+from ..packaging.manifest import Capabilities
 from .cache import CacheBackend
 from .log import PluginLogs
 
@@ -26,10 +28,17 @@ MAX_CACHE_VALUE = 1024 * 1024
 
 @dataclass(frozen=True)
 class HostContext:
-    """Who is calling and until when."""
+    """Who is calling, what it may do, for whom and until when."""
 
     plugin: str
     deadline: float
+    caps: Capabilities = field(default_factory=Capabilities)
+    user: str | None = None  # the signed-in user of the request being served, if any
+    depth: int = 0  # how many plugin_call hops led here
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - time.monotonic())
 
 
 SyncHostFunction = Callable[[HostContext, dict[str, Any]], Any]

@@ -30,7 +30,7 @@ from ..errors import (
     PluginDisabled,
     PluginNotFound,
 )
-from ..platform import PluginState, current_accept_language, decode_result
+from ..platform import PluginState, current_accept_language, current_user, decode_result
 from .responses import error_response, internal_error_response, raw_response, result_kind
 from .templates import PluginTemplates
 
@@ -281,11 +281,13 @@ class GoatKitMiddleware:
         args = await self._request_args(request, params)
         if isinstance(args, Response):
             return args
-        token = current_accept_language.set(args.get("_accept_language"))
+        lang_token = current_accept_language.set(args.get("_accept_language"))
+        user_token = current_user.set(args.get("_user_id"))
         try:
             raw = await platform.call_json(plugin, route.handler, _ENCODE(args).encode())
         finally:
-            current_accept_language.reset(token)
+            current_user.reset(user_token)
+            current_accept_language.reset(lang_token)
         if raw is None:
             return Response(status_code=204)
         result = decode_result(plugin, route.handler, raw)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..jinja import install_jinja
+from ..platform import current_user
 
 if TYPE_CHECKING:
     from ..platform import Platform
@@ -80,9 +81,18 @@ class PluginTemplates:
                 for key, value in result.value.items():
                     ctx.setdefault(key, value)  # plugins add; they never replace the host's
         template = self.env.get_template(name)
-        if self.env.is_async:
-            return await template.render_async(ctx)
-        return await anyio.to_thread.run_sync(template.render, ctx)
+        user = request.scope.get("user") if request is not None else None
+        token = current_user.set(
+            str(getattr(user, "identity", "")) or None
+            if getattr(user, "is_authenticated", False)
+            else None
+        )
+        try:
+            if self.env.is_async:
+                return await template.render_async(ctx)
+            return await anyio.to_thread.run_sync(template.render, ctx)
+        finally:
+            current_user.reset(token)
 
     async def render_layout(
         self, request: Request, content: str, *, title: str = "", plugin: str = ""
