@@ -346,6 +346,8 @@ class Platform:
             return
         self._limiter = anyio.CapacityLimiter(self.settings.worker_threads)
         self._ready = anyio.Event()
+        if isinstance(self.cache, RedisCache):
+            await anyio.to_thread.run_sync(self.cache.ping)  # a wrong cache_url fails the start
         found = await anyio.to_thread.run_sync(self._discover, limiter=self._limiter)
         self._plugins = {}
         for item in found:

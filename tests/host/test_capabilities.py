@@ -3,9 +3,11 @@ the platform to real backends (SQLite, a local HTTP server, an SMTP server, the 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +33,44 @@ def host(platform: Platform, plugin: str, function: str, args: dict[str, Any]) -
     return platform.call(plugin, "host", [function, args])
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    path = tmp_path / "app.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE tickets (id INTEGER PRIMARY KEY, title TEXT)")
-        conn.execute("INSERT INTO tickets (title) VALUES ('printer on fire')")
-        conn.execute("CREATE TABLE secrets (value TEXT)")
-        conn.execute("INSERT INTO secrets VALUES ('hunter2')")
-    return f"sqlite:///{path}"
+POSTGRES = os.environ.get("GOATKIT_TEST_POSTGRES_DSN")
+SEED = [
+    "CREATE TABLE tickets (id INTEGER PRIMARY KEY, title TEXT)",
+    "INSERT INTO tickets (id, title) VALUES (1, 'printer on fire')",
+    "CREATE TABLE secrets (value TEXT)",
+    "INSERT INTO secrets VALUES ('hunter2')",
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The app database (tickets, secrets) that is also the platform database."""
+    if request.param == "sqlite":
+        path = tmp_path / "app.db"
+        with sqlite3.connect(path) as conn:
+            for statement in SEED:
+                conn.execute(statement)
+        yield f"sqlite:///{path}"
+        return
+    if not POSTGRES:
+        pytest.skip("no PostgreSQL here: set GOATKIT_TEST_POSTGRES_DSN (CI starts a server)")
+    import asyncpg
+
+    name = f"goatkit_caps_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = f"{POSTGRES.rpartition('/')[0]}/{name}"
+    conn = await asyncpg.connect(url)
+    for statement in SEED:
+        await conn.execute(statement)
+    await conn.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(POSTGRES)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 def reader(plugins_dir: Path, name: str = "reader", caps: dict[str, Any] | None = None) -> None:
