@@ -20,7 +20,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo.app import build_app
 
     data_dir = Path(args.dir).resolve()
-    app = build_app(data_dir, debug=True)
+    app = build_app(data_dir, debug=True, base_url=f"http://{args.host}:{args.port}")
     url = f"http://{args.host}:{args.port}/"
     print(f"goatkit demo: {url}  (data in {data_dir}; Ctrl+C stops it)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

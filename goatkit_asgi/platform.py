@@ -31,7 +31,10 @@ from .errors import (
     ConfigError,
     GoatKitError,
     HostCallError,
+    ManifestError,
+    PackageError,
     PermissionDenied,
+    PluginBusy,
     PluginCallError,
     PluginDisabled,
     PluginLoadError,
@@ -47,7 +50,7 @@ from .host.redis_cache import RedisCache
 from .host.services import HostServices
 from .i18n import TranslationCache, Translations, format_text, negotiate_locale
 from .packaging.archive import ArchiveLimits
-from .packaging.discovery import Discovered, discover
+from .packaging.discovery import Discovered, discover, discover_one
 from .packaging.manifest import Capabilities, Manifest
 from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
@@ -146,6 +149,7 @@ current_accept_language: contextvars.ContextVar[str | None] = contextvars.Contex
     "goatkit_accept_language", default=None
 )
 
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _PARAM = re.compile(r"\{[^{}]*\}")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -271,6 +275,10 @@ class Platform:
         smtp: SmtpSettings | Mapping[str, Any] | None = None,
         cache_url: str | None = None,
         job_poll: float = 1.0,
+        idle_timeout: float | None = None,
+        hot_reload: bool | None = None,
+        sync_interval: float = 1.0,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self.settings: Settings = build_settings(
             plugins_dir=plugins_dir,
@@ -292,6 +300,10 @@ class Platform:
             static_prefix=static_prefix,
             debug=debug,
             smtp=smtp,
+            idle_timeout=idle_timeout,
+            hot_reload=hot_reload,
+            sync_interval=sync_interval,
+            shutdown_grace=shutdown_grace,
         )
         self.logs = PluginLogs()
         self.cache: CacheBackend = RedisCache(cache_url) if cache_url is not None else MemoryCache()
@@ -325,6 +337,11 @@ class Platform:
         self._started = False
         self.routes_version = 0  # bumped whenever the set of plugin routes may have changed
         self._route_listeners: list[Callable[[], None]] = []
+        self._stopping = False
+        self._in_flight = 0
+        self._idle_calls = anyio.Event()
+        self._state_version = 0
+        self.evictions: list[str] = []  # plugins unloaded for the memory budget, in order
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -376,11 +393,24 @@ class Platform:
         await self._register_pending(pending)
         self._refuse_route_collisions()
         await self._sync_jobs(*self._plugins.values())
+        self._state_version = await self.services.store.state_version()
+        self._stopping = False
+        self._task_group.start_soon(self._maintain)
+        if self.settings.hot_reload:
+            self._task_group.start_soon(self._watch)
 
     async def stop(self) -> None:
-        """Release every instance and stop background work."""
+        """Stop gracefully: refuse new calls, let calls in flight finish (up to
+        ``shutdown_grace`` seconds), stop jobs and watchers, release every instance."""
         if not self._started:
             return
+        self._stopping = True
+        with anyio.move_on_after(self.settings.shutdown_grace):
+            while self._in_flight:
+                self._idle_calls = anyio.Event()
+                await self._idle_calls.wait()
+        if self._in_flight:
+            logger.warning("stopping with %d plugin calls still running", self._in_flight)
         self._started = False
         assert self._task_group is not None
         self._task_group.cancel_scope.cancel()
@@ -560,6 +590,10 @@ class Platform:
         )
 
     async def _loaded(self, name: str) -> tuple[_Plugin, WasmPool]:
+        if self._stopping:
+            raise PluginBusy(
+                f"{name}: the platform is shutting down and takes no new calls", plugin=name
+            )
         if not self._started:
             raise ConfigError(
                 "the platform is not started; use `async with platform:` or wrap the app in "
@@ -589,6 +623,18 @@ class Platform:
                 record.state = PluginState.LOADED
             return record, record.pool
 
+    async def _track(self, work: Awaitable[bytes | None]) -> bytes | None:
+        """Count calls in flight, so a graceful stop can wait for them."""
+        self._in_flight += 1
+        try:
+            return await work
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle_calls.set()
+            if self.settings.memory_budget_mb is not None:
+                await self._enforce_budget()
+
     async def load(self, name: str) -> PluginInfo:
         """Load ``name`` now (it would otherwise load on first use). A failed plugin is retried."""
         record = self._plugins.get(name)
@@ -598,32 +644,187 @@ class Platform:
         return self.plugins[name]
 
     async def enable(self, name: str) -> None:
-        """Turn ``name`` back on after :meth:`disable`; it loads again on first use."""
+        """Turn ``name`` back on after :meth:`disable`; it loads again on first use.
+
+        Stored in the platform database: other workers follow within ``sync_interval``.
+        """
         record = self._record(name)
-        async with record.lock:
-            await self.services.store.set_enabled(name, True)
-            if record.state is PluginState.DISABLED:
-                record.state = PluginState.DISCOVERED
-                self._routes_changed()
+        await self.services.store.set_enabled(name, True)
+        await self._set_disabled(record, False)
+        await self._changed()
 
     async def disable(self, name: str) -> None:
         """Turn ``name`` off: its instances are released, its routes answer 404, its menu items
-        disappear and its template functions render their fallback."""
+        disappear and its template functions render their fallback. Stored like :meth:`enable`."""
         record = self._record(name)
+        await self.services.store.set_enabled(name, False)
+        await self._set_disabled(record, True)
+        await self._changed()
+
+    async def _set_disabled(self, record: _Plugin, disabled: bool) -> None:
         async with record.lock:
-            await self.services.store.set_enabled(name, False)
-            if record.pool is not None:
-                await record.pool.close()
-                record.pool = None
-            if record.state is not PluginState.FAILED:
-                record.state = PluginState.DISABLED
-            self._routes_changed()
+            if disabled:
+                if record.pool is not None:
+                    await record.pool.close()
+                    record.pool = None
+                if record.state is not PluginState.FAILED:
+                    record.state = PluginState.DISABLED
+            elif record.state is PluginState.DISABLED:
+                record.state = PluginState.DISCOVERED
+        self._routes_changed()
 
     def _record(self, name: str) -> _Plugin:
         record = self._plugins.get(name)
         if record is None:
             raise PluginNotFound(f"no plugin named {name!r}", plugin=name)
         return record
+
+    async def reload(self, name: str) -> PluginInfo:
+        """Load the plugin's current files as a new version beside the running one, then swap.
+
+        New calls go to the new version; calls in flight finish on the old one, whose instances
+        are then released. If the new version fails (manifest, module, registration), the old
+        one keeps serving and the error is raised (and shown in ``plugins[name].error``).
+        """
+        record = self._record(name)
+        found = await anyio.to_thread.run_sync(self._discover_source, record.found.source)
+        if found is None:
+            raise PluginNotFound(f"{name}: its files are gone; uninstall it", plugin=name)
+        await self._swap(record, found)
+        return self.plugins[name]
+
+    def _discover_source(self, source: Path) -> Discovered | None:
+        return discover_one(
+            source, self.settings.state_dir / "packages", limits=self.settings.archive_limits
+        )
+
+    async def _swap(self, record: _Plugin, found: Discovered) -> None:
+        name = record.name
+        if found.error is not None:
+            record.error = found.error
+            if record.state is not PluginState.LOADED:
+                record.state = PluginState.FAILED
+            self.logs.log(name, "error", f"new version refused: {found.error.message}")
+            raise found.error
+        if found.name != name:
+            error = ManifestError(
+                f"{found.source.name}: the manifest now names the plugin {found.name!r}, not "
+                f"{name!r}; a plugin cannot be renamed in place: uninstall and install it",
+                plugin=name,
+            )
+            record.error = error
+            raise error
+        candidate = _Plugin(found, PluginState.DISCOVERED)
+        try:
+            pool = await self._build_pool(candidate)
+            await self._ensure_registration(candidate, pool)
+        except GoatKitError as exc:
+            record.error = exc
+            if record.state is not PluginState.LOADED:
+                record.state = PluginState.FAILED
+            self.logs.log(name, "error", f"new version refused, the old one serves: {exc.message}")
+            raise
+        async with record.lock:
+            old = record.pool
+            record.found = found
+            record.registration = candidate.registration
+            record.digest = candidate.digest
+            record.error = None
+            record._known = None
+            if record.state is PluginState.DISABLED:
+                record.pool = None
+                await pool.close()
+            else:
+                record.pool = pool
+                record.state = PluginState.LOADED
+        if old is not None:
+            await old.close()  # calls holding its instances finish, then the instances go
+        self.logs.log(
+            name, "info", f"reloaded: version {found.manifest.version if found.manifest else '?'}"
+        )
+        self._refuse_route_collisions()
+        await self._sync_jobs(record)
+
+    async def install(self, filename: str, data: bytes) -> PluginInfo:
+        """Install (or upgrade) a ``.zip`` package: checked like any package, then put in place.
+
+        The package is extracted and validated first (safe extraction, manifest, module,
+        registration); only then is it written into ``plugins_dir`` (atomically). A new plugin
+        gets no grants: what its manifest asks for shows as ``pending`` for review.
+        """
+        stem = Path(filename).name
+        if not stem.endswith(".zip") or not _SAFE_FILENAME.match(stem):
+            raise PackageError(
+                f"{filename!r}: a package must be a .zip file with a plain name "
+                "(letters, digits, . _ -)",
+                plugin=Path(filename).stem,
+            )
+        if len(data) > self.settings.archive_limits.max_total_size:
+            raise PackageError(f"{stem}: the package is too large", plugin=Path(stem).stem)
+        incoming = self.settings.state_dir / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        staged = incoming / stem
+        target = self.settings.plugins_dir / stem
+        await anyio.to_thread.run_sync(staged.write_bytes, data)
+        try:
+            found = await anyio.to_thread.run_sync(self._discover_source, staged)
+            assert found is not None
+            if found.error is not None:
+                raise found.error
+            existing = self._plugins.get(found.name)
+            if existing is not None and existing.found.package is None:
+                raise PackageError(
+                    f"{stem}: a plugin named {found.name!r} is installed as a directory "
+                    f"({existing.found.source.name}); remove that directory first",
+                    plugin=found.name,
+                )
+            # Check the module and registration before anything is put in place.
+            candidate = _Plugin(found, PluginState.DISCOVERED)
+            pool = await self._build_pool(candidate)
+            await self._ensure_registration(candidate, pool)
+            await pool.close()
+            self.settings.plugins_dir.mkdir(parents=True, exist_ok=True)
+            await anyio.to_thread.run_sync(os.replace, staged, target)
+        finally:
+            staged.unlink(missing_ok=True)
+        found = await anyio.to_thread.run_sync(self._discover_source, target)
+        assert found is not None
+        if existing is not None:
+            old_source = existing.found.source
+            await self._swap(existing, found)
+            if old_source != target and old_source.suffix == ".zip":
+                old_source.unlink(missing_ok=True)
+        else:
+            record = _Plugin(found, PluginState.DISCOVERED, registration=candidate.registration)
+            record.digest = candidate.digest
+            self._plugins[found.name] = record
+            self._refuse_route_collisions()
+            await self._sync_jobs(record)
+        self.logs.log(found.name, "info", f"installed from {stem}")
+        await self._changed()
+        return self.plugins[found.name]
+
+    async def uninstall(self, name: str) -> None:
+        """Remove an installed package: its instances, routes, jobs, grants and file."""
+        record = self._record(name)
+        package = record.found.package
+        if package is None:
+            raise ConfigError(
+                f"{name}: it is a plugin directory ({record.found.source.name}), not a package; "
+                "remove it from plugins_dir yourself",
+                plugin=name,
+            )
+        async with record.lock:
+            if record.pool is not None:
+                await record.pool.close()
+                record.pool = None
+            del self._plugins[name]
+        package.unlink(missing_ok=True)
+        await self.services.revoke(name, None)
+        await self.services.store.delete_jobs(name)
+        self.logs.log(name, "info", "uninstalled")
+        self._routes_changed()
+        await self._changed()
 
     async def unload(self, name: str) -> None:
         """Release ``name``'s instances; its registration stays known and it reloads on use."""
@@ -681,7 +882,7 @@ class Platform:
                 function=function,
                 code="unknown_function",
             )
-        return await pool.call(function, args, self._timeout_for(record, timeout))
+        return await self._track(pool.call(function, args, self._timeout_for(record, timeout)))
 
     # -- capabilities, jobs, calls between plugins -------------------------------------------
 
@@ -706,6 +907,7 @@ class Platform:
         self._record(name)
         granted = await self.services.grant(name, _as_capabilities(capabilities))
         await self._sync_jobs(self._record(name))
+        await self._changed()
         return granted
 
     async def revoke(
@@ -716,7 +918,135 @@ class Platform:
         caps = None if capabilities is None else _as_capabilities(capabilities)
         left = await self.services.revoke(name, caps)
         await self._sync_jobs(self._record(name))
+        await self._changed()
         return left
+
+    # -- lifecycle: idle unload, memory budget, other workers, hot reload -------------------
+
+    async def _maintain(self) -> None:
+        """Background upkeep: idle unload, the memory budget, changes made by other workers."""
+        interval = self.settings.sync_interval
+        if self.settings.idle_timeout is not None:
+            interval = min(interval, max(0.05, self.settings.idle_timeout / 4))
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self._unload_idle()
+                await self._enforce_budget()
+                await self._follow_other_workers()
+            except Exception:  # upkeep must never stop; the next round tries again
+                logger.exception("plugin upkeep failed; retrying")
+
+    async def _unload_idle(self) -> None:
+        limit = self.settings.idle_timeout
+        if limit is None:
+            return
+        now = time.monotonic()
+        for record in list(self._plugins.values()):
+            pool = record.pool
+            if pool is not None and pool.busy == 0 and now - pool.last_used >= limit:
+                await self.unload(record.name)
+                self.logs.log(record.name, "info", f"unloaded after {limit:g}s unused")
+
+    async def _enforce_budget(self) -> None:
+        """Near the memory budget, unload the least recently used idle plugins first."""
+        budget_mb = self.settings.memory_budget_mb
+        if budget_mb is None:
+            return
+        budget = budget_mb * 1024 * 1024
+        if self.memory_in_use() <= 0.9 * budget:
+            return
+        loaded = [r for r in self._plugins.values() if r.pool is not None]
+        for record in sorted(loaded, key=lambda r: r.pool.last_used if r.pool else 0.0):
+            if self.memory_in_use() <= 0.8 * budget:
+                break
+            pool = record.pool
+            if pool is None or pool.busy:
+                continue  # never mid-call
+            await self.unload(record.name)
+            self.evictions.append(record.name)
+            self.logs.log(
+                record.name, "info", f"unloaded: the memory budget of {budget_mb} MiB is near"
+            )
+
+    async def _changed(self) -> None:
+        """Tell other workers that shared state changed (grants, enabled, packages)."""
+        self._state_version = await self.services.store.bump_state_version()
+
+    async def _follow_other_workers(self) -> None:
+        version = await self.services.store.state_version()
+        if version == self._state_version:
+            return
+        self._state_version = version
+        await self.services.reload_grants()
+        disabled = await self.services.store.disabled_plugins()
+        for record in list(self._plugins.values()):
+            if record.name in disabled and record.state is not PluginState.DISABLED:
+                await self._set_disabled(record, True)
+            elif record.name not in disabled and record.state is PluginState.DISABLED:
+                await self._set_disabled(record, False)
+        await self._sync_jobs(*self._plugins.values())
+
+    async def _watch(self) -> None:
+        """Hot reload: follow changes in ``plugins_dir`` (debounced by watchfiles)."""
+        import watchfiles
+
+        root = self.settings.plugins_dir.resolve()
+        async for changes in watchfiles.awatch(root, debounce=300, step=50, recursive=True):
+            entries = {root / Path(path).relative_to(root).parts[0] for _, path in changes}
+            for entry in sorted(entries):
+                try:
+                    await self._apply_change(entry)
+                except GoatKitError as exc:
+                    logger.warning("hot reload of %s: %s", entry.name, exc.message)
+                except Exception:
+                    logger.exception("hot reload of %s failed", entry.name)
+
+    async def _apply_change(self, entry: Path) -> None:
+        """One changed entry of ``plugins_dir``: a new, changed or removed plugin."""
+        owner = next((r for r in self._plugins.values() if r.found.source == entry), None)
+        if not entry.exists():
+            if owner is not None:
+                async with owner.lock:
+                    if owner.pool is not None:
+                        await owner.pool.close()
+                    self._plugins.pop(owner.name, None)
+                self.logs.log(owner.name, "info", "removed: its files are gone")
+                self._routes_changed()
+            return
+        found = await anyio.to_thread.run_sync(self._discover_source, entry)
+        if found is None:
+            return
+        if owner is not None:
+            if owner.state is PluginState.FAILED and owner.pool is None:
+                # a plugin that never worked: start again from discovery
+                self._plugins.pop(owner.name, None)
+                owner = None
+            elif found.manifest is not None and owner.found.manifest is not None:
+                if self._same_files(owner, found):
+                    return
+                await self._swap(owner, found)
+                return
+        if owner is None and (found.name not in self._plugins):
+            record = _Plugin(
+                found,
+                PluginState.FAILED if found.error else PluginState.DISCOVERED,
+                error=found.error,
+            )
+            self._plugins[found.name] = record
+            if found.error is None:
+                await self._read_registration_safely(record)
+                self._refuse_route_collisions()
+                await self._sync_jobs(record)
+            self.logs.log(found.name, "info", f"discovered {entry.name}")
+
+    def _same_files(self, record: _Plugin, found: Discovered) -> bool:
+        path = self._module_path(_Plugin(found, PluginState.DISCOVERED))
+        try:
+            digest = _file_digest(path) if path is not None else None
+        except OSError:
+            return False
+        return digest == record.digest and found.manifest == record.found.manifest
 
     async def _sync_jobs(self, *records: _Plugin) -> None:
         await self.services.sync_registration_jobs(

@@ -40,6 +40,10 @@ class Settings:
     static_prefix: str = "/plugins"
     debug: bool = False
     smtp: SmtpSettings | None = None
+    idle_timeout: float | None = None
+    hot_reload: bool = False
+    sync_interval: float = 1.0
+    shutdown_grace: float = 10.0
 
 
 def _positive_number(name: str, value: object, *, maximum: float | None = None) -> float:
@@ -79,6 +83,10 @@ def build_settings(
     static_prefix: str = "/plugins",
     debug: bool = False,
     smtp: SmtpSettings | Mapping[str, Any] | None = None,
+    idle_timeout: float | None = None,
+    hot_reload: bool | None = None,
+    sync_interval: float = 1.0,
+    shutdown_grace: float = 10.0,
 ) -> Settings:
     """Check every setting; a wrong one is a ConfigError that names it and says what is expected."""
     plugins = Path(plugins_dir)
@@ -138,6 +146,13 @@ def build_settings(
         static_prefix=static_prefix,
         debug=bool(debug),
         smtp=_smtp(smtp),
+        idle_timeout=None
+        if idle_timeout is None
+        else _positive_number("idle_timeout", idle_timeout),
+        # Hot reload is on by default only in development (debug=True).
+        hot_reload=bool(debug) if hot_reload is None else bool(hot_reload),
+        sync_interval=_positive_number("sync_interval", sync_interval),
+        shutdown_grace=_positive_number("shutdown_grace", shutdown_grace),
     )
 
 

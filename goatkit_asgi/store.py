@@ -53,6 +53,10 @@ _SCHEMA = [
         runs INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (plugin, job_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS goatkit_meta (
+        key VARCHAR(64) PRIMARY KEY,
+        value BIGINT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS goatkit_plugin_state (
         plugin VARCHAR(128) PRIMARY KEY,
         enabled INTEGER NOT NULL,
@@ -169,6 +173,22 @@ class Store:
             )
             for r in rows
         ]
+
+    # -- the state version: bumped by every change other workers must see -------------------
+
+    async def state_version(self) -> int:
+        value = await self.db.fetch_val("SELECT value FROM goatkit_meta WHERE key = 'state'")
+        return int(value or 0)
+
+    async def bump_state_version(self) -> int:
+        async with self.db.transaction():
+            row = await self.db.fetch_one(
+                "UPDATE goatkit_meta SET value = value + 1 WHERE key = 'state' RETURNING value"
+            )
+            if row is None:
+                await self.db.execute("INSERT INTO goatkit_meta (key, value) VALUES ('state', 1)")
+                return 1
+            return int(row["value"])
 
     # -- plugin state (enabled / disabled) ---------------------------------------------------
 

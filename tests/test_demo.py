@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import signal
@@ -14,7 +15,9 @@ from pathlib import Path
 import httpx
 from starlette.testclient import TestClient
 
-from goatkit_asgi.demo.app import build_app
+import goatkit_asgi
+from goatkit_asgi.demo.app import SEED, build_app
+from goatkit_asgi.web.middleware import GoatKitMiddleware
 
 
 def test_demo_pages_show_plugin_menu_page_function_and_hook(tmp_path: Path) -> None:
@@ -42,6 +45,48 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_demo_digest_page_and_mail_from_the_digest_job(tmp_path: Path) -> None:
+    # Nothing listens on this port: the status part fails, and the digest says so. (The
+    # command-line test below has the demo fetch its own /status.json.)
+    app = build_app(tmp_path / "demo", base_url=f"http://127.0.0.1:{_free_port()}")
+    assert isinstance(app, GoatKitMiddleware)
+    platform = app.platform
+    with TestClient(app) as client:
+        assert client.portal is not None
+        assert client.get("/status.json").json() == {
+            "service": "helpdesk",
+            "ok": True,
+            "version": goatkit_asgi.__version__,
+        }
+        # granted exactly what its manifest asks for
+        info = platform.plugins["desk-digest"]
+        assert info.effective == info.requested and info.pending.is_empty()
+
+        counts = collections.Counter(state for *_, state in SEED)
+        open_count = sum(n for state, n in counts.items() if state != "closed")
+        page = client.get("/digest")
+        assert page.status_code == 200
+        assert "Helpdesk</a>" in page.text and 'data-plugin="desk-digest"' in page.text
+        for state, n in counts.items():
+            assert f"<tr><td>{state}</td><td>{n}</td></tr>" in page.text
+        assert f'<th class="digest-open">{open_count}</th>' in page.text
+        assert "Status unavailable: http_error" in page.text
+        # the dashboard counts open tickets the same way
+        assert f"{open_count} open tickets of {len(SEED)}" in client.get("/").text
+
+        mail = client.get("/mail")
+        assert mail.status_code == 200 and "No mail yet." in mail.text
+        (job,) = client.portal.call(platform.jobs, "desk-digest")
+        assert job.job_id == "daily-digest"
+        assert client.portal.call(platform.services.scheduler.tick, job.next_run + 1) == 1
+        mail = client.get("/mail")
+        assert f"Helpdesk digest: {open_count} open" in mail.text
+        assert "To team@example.com" in mail.text
+        for state, n in counts.items():
+            assert f"  {state}: {n}\n" in mail.text
+        assert "No mail yet." not in mail.text
 
 
 def test_gk_demo_command_serves_the_app(tmp_path: Path) -> None:
@@ -78,6 +123,12 @@ def test_gk_demo_command_serves_the_app(tmp_path: Path) -> None:
                     raise
                 time.sleep(0.1)
         assert r.status_code == 200 and "Hello, Demo User!" in r.text
+        # desk-digest fetches the demo's own /status.json: the command passes its URL
+        digest = httpx.get(f"http://127.0.0.1:{port}/digest", timeout=10)
+        assert digest.status_code == 200
+        assert f"http://127.0.0.1:{port}/status.json" in digest.text
+        assert '<strong class="digest-status">200</strong>' in digest.text
+        assert "&quot;service&quot;:&quot;helpdesk&quot;" in digest.text
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -53,7 +53,8 @@ def test_example_app_shows_plugin_menu_function_route_and_static(
         assert css.status_code == 200 and ".hello-wasm" in css.text
         platform = module.platform
         assert set(platform.plugins) == {
-            "hello-wasm"
+            "hello-wasm",
+            "desk-digest",
         }  # _templates and the .py files are not plugins
 
 

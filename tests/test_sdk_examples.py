@@ -1,7 +1,7 @@
 """The C plugins built with the SDK: sources, committed modules and the ABI they expose.
 
-Three modules are committed next to their C source: the example plugin
-(``examples/hello-wasm``), the GoatKit compatibility fixture (``tests/fixtures/goatkit-compat``)
+Four modules are committed next to their C source: the example plugins (``examples/hello-wasm``,
+``examples/desk-digest``), the GoatKit compatibility fixture (``tests/fixtures/goatkit-compat``)
 and the benchmark echo (``benchmarks/plugins/echo``). Their builds are reproducible, so the tests
 rebuild each one with its own ``build.sh`` and require the very same bytes: a source edited
 without rebuilding (or the reverse) fails here. The Extism baseline of the benchmarks is WAT and
@@ -70,6 +70,13 @@ PLUGINS = [
         ("host_call", "log"),
     ),
     CPlugin("echo", ROOT / "benchmarks" / "plugins" / "echo", "echo.wasm", "_initialize", ()),
+    CPlugin(
+        "desk-digest",
+        ROOT / "examples" / "desk-digest",
+        "plugin.wasm",
+        "_initialize",
+        ("host_call", "log", "last_error"),
+    ),
 ]
 
 

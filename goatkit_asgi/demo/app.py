@@ -2,26 +2,39 @@
 
 It shows the three ways plugins reach a host app: their routes and menu items (through the
 middleware), template functions (``{% use %}`` on the dashboard), and hooks (``after_save``
-fires when a ticket is saved).
+fires when a ticket is saved). It also hosts what the desk-digest plugin is granted: the
+platform's database is the helpdesk's own (so the plugin can read ``tickets``), the app serves
+``/status.json`` for the plugin to fetch, and an in-process SMTP server catches the plugin's
+mail, which ``/mail`` lists.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import email
+import email.policy
 import os
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import databases
 import jinja2
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from .. import __version__
 from ..platform import Platform
 from ..web.middleware import GoatKitMiddleware
 from ..web.templates import PluginTemplates
@@ -37,6 +50,73 @@ SEED = [
     ("Email bounces from the billing alias", "email", "normal", "new"),
     ("Coffee machine out of order", "facilities", "low", "closed"),
 ]
+
+
+# What the demo grants desk-digest: exactly what its manifest asks for.
+DIGEST_GRANTS = {
+    "db": {"read": ["tickets"]},
+    "http": {"hosts": ["127.0.0.1"]},
+    "email": True,
+    "jobs": True,
+}
+
+
+@dataclass(frozen=True)
+class CaughtMail:
+    received: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    subject: str
+    body: str
+
+
+class MailCatcher:
+    """An SMTP server on 127.0.0.1 that keeps the last messages it receives (newest first).
+
+    It runs in its own thread (aiosmtpd's ``Controller``), so plugins mail through the platform's
+    real SMTP client and nothing leaves the machine.
+    """
+
+    def __init__(self, port: int, *, keep: int = 50) -> None:
+        self.port = port
+        self.messages: collections.deque[CaughtMail] = collections.deque(maxlen=keep)
+        self._controller: Controller | None = None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.content if isinstance(envelope.content, bytes) else b""
+        message = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
+        body = ""
+        if isinstance(message, EmailMessage):
+            part = message.get_body(preferencelist=("plain", "html"))
+            if part is not None:
+                body = str(part.get_content())
+        self.messages.appendleft(
+            CaughtMail(
+                received=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                mail_from=str(envelope.mail_from),
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                subject=str(message.get("Subject", "")),
+                body=body,
+            )
+        )
+        return "250 Message accepted"
+
+    def start(self) -> None:
+        self._controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, server_hostname="localhost"
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def demo_plugin_dirs() -> list[Path]:
@@ -66,14 +146,56 @@ def prepare_plugins_dir(data_dir: Path) -> Path:
     return plugins
 
 
-def build_app(data_dir: Path, *, debug: bool = True) -> ASGIApp:
-    """The demo helpdesk over ``data_dir`` (its SQLite database, plugins and platform state)."""
+async def _create_and_seed(database: databases.Database) -> None:
+    """The tickets table, with the sample tickets when it is empty."""
+    await database.execute(
+        "CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
+        "queue TEXT NOT NULL, priority TEXT NOT NULL, state TEXT NOT NULL, "
+        "created_at TEXT NOT NULL, closed_at TEXT)"
+    )
+    if not await database.fetch_val("SELECT COUNT(*) FROM tickets"):
+        now = dt.datetime.now(dt.UTC)
+        for i, (title, queue, priority, state) in enumerate(SEED):
+            created = now - dt.timedelta(days=len(SEED) - i)
+            await database.execute(
+                "INSERT INTO tickets (title, queue, priority, state, created_at, closed_at) "
+                "VALUES (:t, :q, :p, :s, :c, :x)",
+                {
+                    "t": title,
+                    "q": queue,
+                    "p": priority,
+                    "s": state,
+                    "c": created.isoformat(),
+                    "x": (created + dt.timedelta(hours=5)).isoformat()
+                    if state == "closed"
+                    else None,
+                },
+            )
+
+
+def build_app(
+    data_dir: Path, *, debug: bool = True, base_url: str = "http://127.0.0.1:8000"
+) -> ASGIApp:
+    """The demo helpdesk over ``data_dir`` (its SQLite database, plugins and platform state).
+
+    ``base_url`` is where the app is served: desk-digest fetches ``{base_url}/status.json``.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
-    database = databases.Database(f"sqlite:///{data_dir / 'helpdesk.db'}")
+    database_url = f"sqlite:///{data_dir / 'helpdesk.db'}"
+    database = databases.Database(database_url)
+    mail = MailCatcher(_free_port())
     platform = Platform(
         prepare_plugins_dir(data_dir),
         state_dir=data_dir / "state",
-        database_url=f"sqlite:///{data_dir / 'goatkit.db'}",
+        database_url=database_url,  # plugins read the helpdesk's own tables, as granted
+        grants={"desk-digest": DIGEST_GRANTS},
+        plugin_config={"desk-digest": {"status_url": f"{base_url.rstrip('/')}/status.json"}},
+        smtp={
+            "host": "127.0.0.1",
+            "port": mail.port,
+            "sender": "helpdesk@example.com",
+            "local_hostname": "localhost",
+        },
         has_permission=lambda request, permission: True,  # the demo user may do everything
         debug=debug,
     )
@@ -134,42 +256,34 @@ def build_app(data_dir: Path, *, debug: bool = True) -> ASGIApp:
             request, "ticket.html", {"ticket": row, "states": STATES, "notes": notes}
         )
 
+    async def status(request: Request) -> Response:
+        return JSONResponse({"service": "helpdesk", "ok": True, "version": __version__})
+
+    async def mail_page(request: Request) -> Response:
+        return await templates.TemplateResponse(
+            request, "mail.html", {"messages": list(mail.messages), "title": "Mail"}
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await database.connect()
-        await database.execute(
-            "CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
-            "queue TEXT NOT NULL, priority TEXT NOT NULL, state TEXT NOT NULL, "
-            "created_at TEXT NOT NULL, closed_at TEXT)"
-        )
-        if not await database.fetch_val("SELECT COUNT(*) FROM tickets"):
-            now = dt.datetime.now(dt.UTC)
-            for i, (title, queue, priority, state) in enumerate(SEED):
-                created = now - dt.timedelta(days=len(SEED) - i)
-                await database.execute(
-                    "INSERT INTO tickets (title, queue, priority, state, created_at, closed_at) "
-                    "VALUES (:t, :q, :p, :s, :c, :x)",
-                    {
-                        "t": title,
-                        "q": queue,
-                        "p": priority,
-                        "s": state,
-                        "c": created.isoformat(),
-                        "x": (created + dt.timedelta(hours=5)).isoformat()
-                        if state == "closed"
-                        else None,
-                    },
-                )
+        await anyio.to_thread.run_sync(mail.start)
         try:
-            yield
+            await database.connect()
+            try:
+                await _create_and_seed(database)
+                yield
+            finally:
+                await database.disconnect()
         finally:
-            await database.disconnect()
+            await anyio.to_thread.run_sync(mail.stop)
 
     app = Starlette(
         routes=[
             Route("/", index),
             Route("/tickets", tickets),
             Route("/tickets/{ticket_id:int}", ticket, methods=["GET", "POST"]),
+            Route("/status.json", status),
+            Route("/mail", mail_page),
         ],
         lifespan=lifespan,
     )

@@ -32,9 +32,12 @@ SQLite
     are not cached (``cached_statements=0``): a statement authorized for one plugin is never
     reused for another. ``db_query`` also runs under ``PRAGMA query_only``. ``db_exec`` runs in its
     own ``BEGIN IMMEDIATE`` transaction; when it changed the schema, the objects it added are
-    checked before the commit (``ALTER TABLE ... RENAME TO`` names its new name to no authorizer),
-    and a name outside the prefix rolls it back. ``execute`` refuses a string holding more than
-    one statement.
+    checked before the commit (``ALTER TABLE ... RENAME TO`` names its new name to no authorizer):
+    a name outside the prefix rolls it back, and so does a new trigger whose actions the plugin
+    could not perform itself (checked by compiling, under the authorizer, an ``EXPLAIN`` of each
+    kind of write to its table), because a trigger also fires, with the writer's rights, when
+    the host writes the plugin's table. ``execute`` refuses a string holding more than one
+    statement.
 
 PostgreSQL
     Each plugin has its own role, ``goatkit_p_<prefix>``, and its own schema of the same name;
@@ -59,6 +62,16 @@ PostgreSQL
     until the call's deadline); the role's privileges would refuse other tables in any case.
     The plugin roles must be allowed to log in with a password by ``pg_hba.conf`` on the URL's
     host (``scram-sha-256``, ``md5`` or ``trust``).
+
+Known limits: on SQLite a view is read with the reader's rights, so granting a view needs its
+tables granted too (on PostgreSQL a granted view reads with its owner's rights). On PostgreSQL,
+grants are synced when a process first serves a plugin or its capabilities change, and again
+when the server refuses a table the grant covers (one created later, or re-created), so the
+statement is retried once; a column default of a plugin table runs with the rights of whoever
+inserts, so the host should not write plugin tables as a privileged user. A trigger on SQLite
+keeps the actions it was checked for even after a grant is withdrawn (they are checked again
+when the plugin fires it, not when the host does). Plugin names whose prefixes nest
+(``hello`` and ``hello-world``) share tables on SQLite: refuse such pairs at registration.
 
 Why not ``databases``: its SQLite backend opens a new connection (and thread) per acquired
 connection and gives no hook to run code in that thread around a statement, and its PostgreSQL
@@ -94,7 +107,7 @@ import anyio
 import anyio.to_thread
 from databases import DatabaseURL
 
-from ..errors import CapabilityDenied, ConfigError, HostCallError
+from ..errors import CapabilityDenied, ConfigError, GoatKitError, HostCallError
 from ..packaging.manifest import Capabilities
 
 __all__ = [
@@ -124,6 +137,7 @@ _PG_NAME_LIMIT = 63
 # connection itself.
 _PG_CLIENT_GRACE = 0.5
 _PG_POOL_IDLE = 60.0
+_PG_SYNC_LOCK = 0x676F61746B6974  # advisory lock key held while plugin roles are changed
 
 
 # --- naming and grants -------------------------------------------------------------------------
@@ -182,7 +196,8 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class _Refusal:
-    """What the database refused: ``kind`` is read, write, readonly, schema or statement."""
+    """What the database refused: ``kind`` is read, write, use (read or write), readonly,
+    schema or statement."""
 
     kind: str
     name: str
@@ -215,6 +230,12 @@ class _Call:
             message = (
                 f'{plugin}: {fn} may not read table "{name}"; it needs the grant '
                 f"capabilities.db.read: [{name}]"
+            )
+        elif refusal.kind == "use":
+            message = (
+                f'{plugin}: {fn} may not use table "{name}"; it needs the grant '
+                f"capabilities.db.read: [{name}] to read it, capabilities.db.write: [{name}] "
+                "to change it"
             )
         elif refusal.kind == "readonly":
             message = f"{plugin}: db_query is read-only ({name}); write with db_exec"
@@ -610,6 +631,8 @@ def _sqlite_decide(
             return None
         if name == "sqlite_sequence" and state.schema_changed:
             return None  # created with the first AUTOINCREMENT table
+        if table != name and not grants.owns(table):
+            return _Refusal("schema", table, f"{verb} on")
         return _Refusal("schema", name, verb)
     if action in _SQLITE_TEMP_ACTIONS:
         return _Refusal("statement", "temporary tables, views, indexes and triggers")
@@ -723,6 +746,8 @@ def _sqlite_run(conn: _SQLiteConnection, call: _Call) -> list[Row] | int:
 
 
 def _sqlite_check_new_objects(conn: _SQLiteConnection, call: _Call) -> None:
+    """Refuse objects a schema change added outside the prefix, and triggers that do more than
+    the plugin may."""
     grants = call.grants
     added = conn.read_schema() - conn.schema
     for kind, name, table in sorted(added, key=lambda o: (o[0] != "table", o)):
@@ -731,6 +756,34 @@ def _sqlite_check_new_objects(conn: _SQLiteConnection, call: _Call) -> None:
         named = grants.owns(name) or name.startswith(f"sqlite_autoindex_{grants.prefix}")
         if not (grants.owns(table) and named):
             raise call.refused(_Refusal("schema", name, f"create {kind}"))
+    for table in sorted({table for kind, _, table in added if kind == "trigger"}):
+        _sqlite_check_triggers(conn, call, table)
+
+
+def _sqlite_check_triggers(conn: _SQLiteConnection, call: _Call, table: str) -> None:
+    """Compile (EXPLAIN, never run) a write of each kind on ``table`` under the plugin's
+    authorizer, which compiles its triggers too.
+
+    A trigger fires for whoever writes the table, the host included, and then runs with that
+    writer's rights: one that does anything the plugin itself may not is refused when created.
+    """
+    db = conn.db
+    quoted = _qident(table)
+    columns = [_qident(row[1]) for row in db.execute(f"PRAGMA table_info({quoted})")]
+    writes = [f"INSERT INTO {quoted} DEFAULT VALUES", f"DELETE FROM {quoted}"]
+    if columns:
+        writes.append(f"UPDATE {quoted} SET " + ", ".join(f"{c} = {c}" for c in columns))
+    for sql in writes:
+        state = _AuthState()
+        db.set_authorizer(_sqlite_authorizer(call.grants, True, state, frozenset()))
+        try:
+            db.execute("EXPLAIN " + sql).fetchall()
+        except sqlite3.Error:
+            pass  # e.g. a view without an INSTEAD OF trigger for this write: nothing to check
+        finally:
+            db.set_authorizer(None)
+        if state.refusals:
+            raise call.refused(state.refusals[0])
 
 
 def _sqlite_error(call: _Call, state: _AuthState, exc: Exception) -> Exception:
@@ -843,8 +896,9 @@ _PG_WRITE = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 # Objects the plugin role owns that it should not: relations outside its schema or not named
 # with its prefix, functions and procedures (they would run with the rights of whoever calls
-# them, e.g. the host writing to a plugin table), and types. Run with search_path pinned to
-# pg_catalog, so the statement before it cannot shadow what it calls.
+# them, e.g. the host writing to a plugin table), types, schemas (where the database lets
+# everyone create them) and large objects. Run with search_path pinned to pg_catalog, so the
+# statement before it cannot shadow what it calls.
 _PG_FOREIGN_OBJECTS = """
 SELECT kind, name FROM (
     SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
@@ -862,6 +916,10 @@ SELECT kind, name FROM (
     SELECT 'type', n.nspname || '.' || t.typname
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
     WHERE t.typowner = $1 AND t.typrelid = 0 AND t.typelem = 0
+    UNION ALL
+    SELECT 'schema', nspname FROM pg_catalog.pg_namespace WHERE nspowner = $1
+    UNION ALL
+    SELECT 'large object', oid::text FROM pg_catalog.pg_largeobject_metadata WHERE lomowner = $1
 ) AS foreign_objects
 LIMIT 1
 """
@@ -986,8 +1044,6 @@ class _PostgresBackend:
                 state.pool.terminate()
 
     async def run(self, call: _Call) -> list[Row] | int:
-        import asyncpg
-
         if not self._connected:
             raise call.error("the database is not connected", "unavailable")
         if _command_word(call.sql) == "COPY":
@@ -1002,25 +1058,50 @@ class _PostgresBackend:
         try:
             with anyio.fail_after(remaining + _PG_CLIENT_GRACE):
                 state = await self._plugin(call)
-                conn = await self._acquire(call, state)
-                clean = False
-                try:
-                    result = await self._statement(conn, state, call, sql, args)
-                    clean = True
-                    return result
-                except asyncpg.PostgresError as exc:
-                    error = await self._error(conn, call, exc)
-                    clean = True
-                    raise error from exc
-                except (asyncpg.DataError, asyncpg.InterfaceError) as exc:
-                    raise call.error(f"bad parameters: {exc}", "bad_request") from exc
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        if not clean:
-                            conn.terminate()
-                        await state.pool.release(conn)
+                result = await self._attempt(state, call, sql, args, retry=True)
+                if result is None:
+                    # A granted table the role had no privilege on: created (or recreated)
+                    # after the grants were last synced. Sync them and try once more.
+                    state.synced = None
+                    state = await self._plugin(call)
+                    result = await self._attempt(state, call, sql, args, retry=False)
+                assert result is not None
+                return result
         except TimeoutError:
             raise call.timeout() from None
+
+    async def _attempt(
+        self, state: _PgPlugin, call: _Call, sql: str, args: list[Any], *, retry: bool
+    ) -> list[Row] | int | None:
+        """Run the statement once; ``None`` asks for a retry after a grant sync."""
+        import asyncpg
+
+        conn = await self._acquire(call, state)
+        clean = False
+        try:
+            try:
+                result = await self._statement(conn, state, call, sql, args)
+            except asyncpg.PostgresError as exc:
+                error, stale = await self._error(conn, call, exc)
+                clean = True
+                if stale and retry:
+                    return None
+                raise error from exc
+            except GoatKitError:
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                clean = True
+                raise
+            except (asyncpg.DataError, asyncpg.InterfaceError) as exc:
+                raise call.error(f"bad parameters: {exc}", "bad_request") from exc
+            clean = True
+            return result
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not clean:
+                    # Cancelled or broken half-way: the protocol state is unknown.
+                    conn.terminate()
+                await state.pool.release(conn)
 
     async def _statement(
         self, conn: Any, state: _PgPlugin, call: _Call, sql: str, args: list[Any]
@@ -1056,37 +1137,44 @@ class _PostgresBackend:
         words = tag.split()
         return int(words[-1]) if words and words[-1].isdigit() else 0
 
-    async def _error(self, conn: Any, call: _Call, exc: Any) -> Exception:
-        """Roll back after a server error and translate it."""
+    async def _error(self, conn: Any, call: _Call, exc: Any) -> tuple[Exception, bool]:
+        """Roll back after a server error and translate it; the flag is true when the grant
+        allows what the role was refused (the role's privileges are out of date)."""
         if conn.is_in_transaction():
             await conn.execute("ROLLBACK")
         state = getattr(exc, "sqlstate", None)
         message = getattr(exc, "message", None) or str(exc)
         if state == "57014":
-            return call.timeout()
+            return call.timeout(), False
         if state == "25006":
-            return call.refused(_Refusal("readonly", message))
+            return call.refused(_Refusal("readonly", message)), False
         if state == "42501":
             found = _PG_DENIED.search(message)
             if found is None:
-                return CapabilityDenied(
+                denied = CapabilityDenied(
                     f"{call.plugin}: {call.function} was refused by the database: {message}",
                     plugin=call.plugin,
                     function=call.function,
                 )
+                return denied, False
             kind, name = found.group(1), found.group(2).strip('"')
             if kind == "schema":
-                return call.refused(_Refusal("schema", name, "create objects in schema"))
+                return call.refused(_Refusal("schema", name, "create objects in schema")), False
             if message.startswith("must be owner"):
-                return call.refused(_Refusal("schema", name, "alter or drop"))
-            readable = call.writes and await conn.fetchval(
+                return call.refused(_Refusal("schema", name, "alter or drop")), False
+            grants = call.grants
+            if not call.writes:
+                return call.refused(_Refusal("read", name)), _matches(name, grants.read)
+            # The server does not say whether reading or writing was refused.
+            readable = await conn.fetchval(
                 "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass($1), 'SELECT')",
                 name,
             )
-            return call.refused(_Refusal("write" if readable else "read", name))
+            stale = _matches(name, grants.write if readable else grants.read)
+            return call.refused(_Refusal("write" if readable else "use", name)), stale
         if state == "42601" and "multiple commands" in message:
             message = "only one statement is allowed per call; send them one by one"
-        return call.error(f"SQL error: {message}", "sql_error")
+        return call.error(f"SQL error: {message}", "sql_error"), False
 
     async def _plugin(self, call: _Call) -> _PgPlugin:
         import asyncpg
@@ -1166,9 +1254,9 @@ class _PostgresBackend:
         admin = await self._admin()
         try:
             async with admin.transaction():
-                await admin.execute(
-                    "SELECT pg_catalog.pg_advisory_xact_lock(hashtext($1))", state.role
-                )
+                # One lock for every plugin and process: grants on a shared schema update one
+                # catalog row, which concurrent transactions cannot both change.
+                await admin.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", _PG_SYNC_LOCK)
                 existing = await admin.fetchrow(
                     "SELECT r.oid, r.rolsuper OR r.rolcreaterole OR r.rolcreatedb "
                     "OR r.rolreplication OR r.rolbypassrls AS privileged, EXISTS (SELECT 1 FROM "
@@ -1264,7 +1352,13 @@ class _PostgresBackend:
                 name = f"{_qident(row['nspname'])}.{_qident(row['relname'])}"
                 await admin.execute(f"REVOKE ALL ON {kind} {name} FROM {role}")
         for schema in dict.fromkeys(schemas):
-            if await admin.fetchval("SELECT to_regnamespace($1) IS NOT NULL", _qident(schema)):
+            usable = await admin.fetchval(
+                "SELECT pg_catalog.has_schema_privilege($1, n.oid, 'USAGE') "
+                "FROM pg_catalog.pg_namespace n WHERE n.nspname = $2",
+                state.role,
+                schema,
+            )
+            if usable is False:
                 await admin.execute(f"GRANT USAGE ON SCHEMA {_qident(schema)} TO {role}")
         for oid, (object_kind, object_name, rights) in wanted.items():
             if have.get(oid) != rights:

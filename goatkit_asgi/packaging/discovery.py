@@ -43,19 +43,33 @@ def discover(
     if not plugins_dir.is_dir():
         return found
     for entry in sorted(plugins_dir.iterdir()):
-        if entry.name.startswith((".", "_")):
-            continue
-        if entry.is_dir():
-            found.append(_from_directory(entry, entry))
-        elif entry.suffix == ".zip" and entry.is_file():
-            try:
-                root = extract_package(entry, packages_root, limits=limits)
-            except PackageError as exc:
-                logger.error("%s", exc)
-                found.append(Discovered(entry.stem, entry, None, None, exc))
-                continue
-            found.append(_from_directory(root, entry))
+        item = discover_one(entry, packages_root, limits=limits)
+        if item is not None:
+            found.append(item)
     return _refuse_duplicates(found)
+
+
+def is_candidate(entry: Path) -> bool:
+    """Whether ``entry`` in a plugins directory can be a plugin (not hidden, a dir or a .zip)."""
+    if entry.name.startswith((".", "_")):
+        return False
+    return entry.is_dir() or (entry.suffix == ".zip" and entry.is_file())
+
+
+def discover_one(
+    entry: Path, packages_root: Path, *, limits: ArchiveLimits | None = None
+) -> Discovered | None:
+    """The plugin at ``entry`` (a directory or a ``.zip``), or None when it is not a candidate."""
+    if not is_candidate(entry):
+        return None
+    if entry.is_dir():
+        return _from_directory(entry, entry)
+    try:
+        root = extract_package(entry, packages_root, limits=limits or ArchiveLimits())
+    except PackageError as exc:
+        logger.error("%s", exc)
+        return Discovered(entry.stem, entry, None, None, exc)
+    return _from_directory(root, entry)
 
 
 def _from_directory(directory: Path, source: Path) -> Discovered:
