@@ -50,7 +50,7 @@ from .host.redis_cache import RedisCache
 from .host.services import HostServices
 from .i18n import TranslationCache, Translations, format_text, negotiate_locale
 from .packaging.archive import ArchiveLimits
-from .packaging.discovery import Discovered, discover, discover_one
+from .packaging.discovery import Discovered, discover, discover_one, is_candidate
 from .packaging.manifest import Capabilities, Manifest
 from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
@@ -358,7 +358,12 @@ class Platform:
         await self.stop()
 
     async def start(self) -> None:
-        """Discover plugins (manifests only) and read cached registrations."""
+        """Discover plugins (manifests only), read cached registrations, start upkeep.
+
+        ``start`` and ``stop`` must be called from the same task (``async with platform:`` and
+        the ASGI lifespan both do): the platform's background tasks live in a task group that
+        ``start`` opens and ``stop`` closes.
+        """
         if self._started:
             return
         self._limiter = anyio.CapacityLimiter(self.settings.worker_threads)
@@ -992,8 +997,23 @@ class Platform:
         import watchfiles
 
         root = self.settings.plugins_dir.resolve()
-        async for changes in watchfiles.awatch(root, debounce=300, step=50, recursive=True):
-            entries = {root / Path(path).relative_to(root).parts[0] for _, path in changes}
+        root.mkdir(parents=True, exist_ok=True)
+        async for changes in watchfiles.awatch(
+            root, debounce=300, step=50, recursive=True, rust_timeout=1000, yield_on_timeout=True
+        ):
+            entries = {
+                root / Path(path).relative_to(root).parts[0]
+                for _, path in changes
+                if Path(path) != root
+            }
+            if not changes:
+                # A quiet second: reconcile, in case events were missed (for example changes
+                # made while the watch was being set up).
+                known = {r.found.source.resolve() for r in self._plugins.values()}
+                present = {e.resolve() for e in root.iterdir() if is_candidate(e)}
+                entries = (present - known) | {
+                    r.found.source for r in self._plugins.values() if not r.found.source.exists()
+                }
             for entry in sorted(entries):
                 try:
                     await self._apply_change(entry)
@@ -1004,7 +1024,10 @@ class Platform:
 
     async def _apply_change(self, entry: Path) -> None:
         """One changed entry of ``plugins_dir``: a new, changed or removed plugin."""
-        owner = next((r for r in self._plugins.values() if r.found.source == entry), None)
+        owner = next(
+            (r for r in self._plugins.values() if r.found.source.resolve() == entry.resolve()),
+            None,
+        )
         if not entry.exists():
             if owner is not None:
                 async with owner.lock:

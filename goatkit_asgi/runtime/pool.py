@@ -94,8 +94,8 @@ class WasmPool:
         return len(self._instances) - len(self._idle)
 
     def memory_bytes(self) -> int:
-        """Linear memory held by this pool's instances now."""
-        return sum(inst.memory_size() for inst in list(self._idle))
+        """Linear memory held by this pool's instances (busy ones as of their last call)."""
+        return sum(inst.last_memory for inst in list(self._instances))
 
     def inline_functions(self) -> frozenset[str]:
         return frozenset(self._inline_ok)
@@ -107,6 +107,7 @@ class WasmPool:
         if self._idle:
             return self._idle.pop()
         inst = await anyio.to_thread.run_sync(self._new_instance, limiter=self.limiter)
+        inst.last_memory = inst.memory_size()
         self._instances.add(inst)
         return inst
 
@@ -120,6 +121,7 @@ class WasmPool:
         )
 
     def _give_back(self, inst: WasmInstance) -> None:
+        inst.last_memory = inst.memory_size()  # read here: no guest code runs on it now
         if inst.broken or self._closed:
             self._instances.discard(inst)
             self.discarded += 1

@@ -490,6 +490,7 @@ class WasmInstance:
         self.bridge = bridge
         self.memory_limit = memory_limit
         self.broken = False
+        self.last_memory = 0  # linear memory after the last call (kept by the pool)
         self.inline = False
         self.deadline = 0.0
         self.record = CallRecord()
