@@ -56,7 +56,7 @@ from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
-from .store import JobRow
+from .store import InstallRecord, JobRow
 
 if TYPE_CHECKING:
     import jinja2
@@ -806,6 +806,12 @@ class Platform:
             self._refuse_route_collisions()
             await self._sync_jobs(record)
         self.logs.log(found.name, "info", f"installed from {stem}")
+        await self.services.store.record_install(
+            found.name,
+            stem,
+            hashlib.sha256(data).hexdigest(),
+            found.manifest.version if found.manifest else "",
+        )
         await self._changed()
         return self.plugins[found.name]
 
@@ -827,6 +833,7 @@ class Platform:
         package.unlink(missing_ok=True)
         await self.services.revoke(name, None)
         await self.services.store.delete_jobs(name)
+        await self.services.store.forget_install(name)
         self.logs.log(name, "info", "uninstalled")
         self._routes_changed()
         await self._changed()
@@ -983,6 +990,7 @@ class Platform:
         if version == self._state_version:
             return
         self._state_version = version
+        await self._apply_changes(self._unaccounted_entries())  # packages added or removed
         await self.services.reload_grants()
         disabled = await self.services.store.disabled_plugins()
         for record in list(self._plugins.values()):
@@ -1009,18 +1017,27 @@ class Platform:
             if not changes:
                 # A quiet second: reconcile, in case events were missed (for example changes
                 # made while the watch was being set up).
-                known = {r.found.source.resolve() for r in self._plugins.values()}
-                present = {e.resolve() for e in root.iterdir() if is_candidate(e)}
-                entries = (present - known) | {
-                    r.found.source for r in self._plugins.values() if not r.found.source.exists()
-                }
-            for entry in sorted(entries):
-                try:
-                    await self._apply_change(entry)
-                except GoatKitError as exc:
-                    logger.warning("hot reload of %s: %s", entry.name, exc.message)
-                except Exception:
-                    logger.exception("hot reload of %s failed", entry.name)
+                entries = self._unaccounted_entries()
+            await self._apply_changes(entries)
+
+    def _unaccounted_entries(self) -> set[Path]:
+        """Entries of ``plugins_dir`` without a plugin, and plugins whose files are gone."""
+        root = self.settings.plugins_dir
+        known = {r.found.source.resolve() for r in self._plugins.values()}
+        present = (
+            {e.resolve() for e in root.iterdir() if is_candidate(e)} if root.is_dir() else set()
+        )
+        gone = {r.found.source for r in self._plugins.values() if not r.found.source.exists()}
+        return (present - known) | gone
+
+    async def _apply_changes(self, entries: set[Path]) -> None:
+        for entry in sorted(entries):
+            try:
+                await self._apply_change(entry)
+            except GoatKitError as exc:
+                logger.warning("reload of %s: %s", entry.name, exc.message)
+            except Exception:
+                logger.exception("reload of %s failed", entry.name)
 
     async def _apply_change(self, entry: Path) -> None:
         """One changed entry of ``plugins_dir``: a new, changed or removed plugin."""
@@ -1092,6 +1109,10 @@ class Platform:
         result = decode_result(job.plugin, job.callback, raw)
         self.logs.log(job.plugin, "info", f"job {job.job_id} ran ({job.callback})")
         return result
+
+    async def installs(self) -> list[InstallRecord]:
+        """Packages installed through :meth:`install` (file, digest, version, when)."""
+        return await self.services.store.installs()
 
     async def jobs(self, name: str | None = None) -> list[JobRow]:
         """Scheduled jobs (of ``name``, or all): schedule, next and last run, last error."""

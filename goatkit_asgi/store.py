@@ -53,6 +53,13 @@ _SCHEMA = [
         runs INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (plugin, job_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS goatkit_installs (
+        plugin VARCHAR(128) PRIMARY KEY,
+        filename VARCHAR(256) NOT NULL,
+        sha256 VARCHAR(64) NOT NULL,
+        version VARCHAR(64) NOT NULL,
+        installed_at DOUBLE PRECISION NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS goatkit_meta (
         key VARCHAR(64) PRIMARY KEY,
         value BIGINT NOT NULL
@@ -73,6 +80,15 @@ class AuditEntry:
     decision: str  # "allowed" or "denied"
     user: str | None
     detail: str
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    plugin: str
+    filename: str
+    sha256: str
+    version: str
+    installed_at: float
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,30 @@ class Store:
             AuditEntry(
                 r["at"], r["plugin"], r["function"], r["decision"], r["username"], r["detail"]
             )
+            for r in rows
+        ]
+
+    # -- install records ---------------------------------------------------------------------
+
+    async def record_install(self, plugin: str, filename: str, sha256: str, version: str) -> None:
+        async with self.db.transaction():
+            await self.db.execute("DELETE FROM goatkit_installs WHERE plugin = :p", {"p": plugin})
+            await self.db.execute(
+                "INSERT INTO goatkit_installs (plugin, filename, sha256, version, installed_at) "
+                "VALUES (:p, :f, :s, :v, :t)",
+                {"p": plugin, "f": filename, "s": sha256, "v": version, "t": time.time()},
+            )
+
+    async def forget_install(self, plugin: str) -> None:
+        await self.db.execute("DELETE FROM goatkit_installs WHERE plugin = :p", {"p": plugin})
+
+    async def installs(self) -> list[InstallRecord]:
+        rows = await self.db.fetch_all(
+            "SELECT plugin, filename, sha256, version, installed_at FROM goatkit_installs "
+            "ORDER BY plugin"
+        )
+        return [
+            InstallRecord(r["plugin"], r["filename"], r["sha256"], r["version"], r["installed_at"])
             for r in rows
         ]
 
