@@ -121,6 +121,9 @@ class GoatKitMiddleware:
         self._static_apps: dict[str, StaticFiles] = {}
         self._table = _RouteTable([], -1)
         self._claims: tuple[str, ...] = (self._static_prefix,)
+        # Servers that support lifespan state copy it into every request's scope["state"]:
+        # then the platform is put there once, at startup, instead of on every request.
+        self._platform_in_lifespan_state = False
         self._rebuild()
         platform.on_routes_changed(self._rebuild)
 
@@ -128,20 +131,20 @@ class GoatKitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # (A coroutine function: servers and test clients tell ASGI 3 apps by that.)
-        kind = scope["type"]
-        if kind == "http":
+        if scope["type"] == "http":
             # The prefixes plugins could claim (rebuilt when plugin routes change), checked in
-            # one C-level startswith: a request no plugin claims costs that and the state entry.
+            # one C-level startswith: a request no plugin claims costs that, nothing more.
             if scope["path"].startswith(self._claims):
                 await self._dispatch(scope, receive, send)
                 return
-        elif kind == "lifespan":
+        elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        try:
-            scope["state"]["goatkit"] = self.platform
-        except KeyError:
-            scope["state"] = {"goatkit": self.platform}
+        if not self._platform_in_lifespan_state:
+            if "state" in scope:
+                scope["state"]["goatkit"] = self.platform
+            else:
+                scope["state"] = {"goatkit": self.platform}
         await self.app(scope, receive, send)
 
     def _rebuild(self) -> None:
@@ -179,6 +182,10 @@ class GoatKitMiddleware:
         """
         platform = self.platform
         seen = {"startup": False, "started": False, "stopped": False}
+        state = scope.get("state")
+        if isinstance(state, dict):
+            state["goatkit"] = platform
+            self._platform_in_lifespan_state = True
 
         async def wrapped_receive() -> Message:
             message = await receive()
