@@ -267,33 +267,19 @@ class Store:
                 {"p": plugin, "j": job_id},
             )
             encoded = json.dumps(args, sort_keys=True)
+            values = {"p": plugin, "j": job_id, "s": schedule, "c": callback, "a": encoded,
+                      "src": source, "n": next_run}  # fmt: skip
             if row is None:
                 await self.db.execute(
                     "INSERT INTO goatkit_jobs (plugin, job_id, schedule, callback, args, source, "
                     "next_run, lease_until, runs) VALUES (:p, :j, :s, :c, :a, :src, :n, 0, 0)",
-                    {
-                        "p": plugin,
-                        "j": job_id,
-                        "s": schedule,
-                        "c": callback,
-                        "a": encoded,
-                        "src": source,
-                        "n": next_run,
-                    },
+                    values,
                 )
             elif (row["schedule"], row["callback"], row["args"]) != (schedule, callback, encoded):
                 await self.db.execute(
                     "UPDATE goatkit_jobs SET schedule = :s, callback = :c, args = :a, "
                     "source = :src, next_run = :n WHERE plugin = :p AND job_id = :j",
-                    {
-                        "p": plugin,
-                        "j": job_id,
-                        "s": schedule,
-                        "c": callback,
-                        "a": encoded,
-                        "src": source,
-                        "n": next_run,
-                    },
+                    values,
                 )
 
     async def delete_jobs(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,20 @@ def make_platform(plugins_dir: Path) -> Callable[..., Platform]:
 async def platform(make_platform: Callable[..., Platform]) -> AsyncIterator[Platform]:
     async with make_platform() as p:
         yield p
+
+
+@asynccontextmanager
+async def postgres_database(dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database on the server ``dsn`` names; dropped afterwards."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"{dsn.rpartition('/')[0]}/{name}"
+    finally:
+        admin = await asyncpg.connect(dsn)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

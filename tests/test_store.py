@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from goatkit_asgi.errors import ConfigError
 from goatkit_asgi.packaging.manifest import Capabilities
 from goatkit_asgi.store import AuditEntry, Store
+from tests.conftest import postgres_database
 
 pytestmark = pytest.mark.anyio
 
@@ -28,19 +28,8 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[s
         return
     if not POSTGRES:
         pytest.skip("no PostgreSQL here: set GOATKIT_TEST_POSTGRES_DSN (CI starts a server)")
-    import asyncpg
-
-    name = f"goatkit_store_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base, _, _ = POSTGRES.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database(POSTGRES, "goatkit_store") as url:
+        yield url
 
 
 async def test_grants_roundtrip(url: str) -> None:

@@ -117,28 +117,25 @@ class HostAPI:
         run_async: Callable[[Callable[[], Awaitable[Any]]], Any],
     ) -> bytes:
         """Run a host function from a worker thread; ``run_async`` reaches the event loop."""
-        sync = self.sync_functions.get(function)
-        if sync is not None:
-            result = sync(ctx, self.decode(ctx, function, raw))
-        else:
-            afn = self.async_functions.get(function)
-            if afn is None:
-                raise self.unknown(ctx, function)
-            args = self.decode(ctx, function, raw)
-            result = run_async(lambda: afn(ctx, args))
-        return json.dumps(result, separators=(",", ":")).encode()
+        sync, afn, args = self._resolve(ctx, function, raw)
+        result = sync(ctx, args) if sync is not None else run_async(lambda: afn(ctx, args))
+        return _encode(result)
 
     async def call_async(self, ctx: HostContext, function: str, raw: bytes) -> bytes:
         """Run a host function from the event loop (the gRPC Host service)."""
+        sync, afn, args = self._resolve(ctx, function, raw)
+        result = sync(ctx, args) if sync is not None else await afn(ctx, args)
+        return _encode(result)
+
+    def _resolve(
+        self, ctx: HostContext, function: str, raw: bytes
+    ) -> tuple[SyncHostFunction | None, AsyncHostFunction, dict[str, Any]]:
+        """The function (sync, else async) and its decoded arguments; unknown names refused."""
         sync = self.sync_functions.get(function)
-        if sync is not None:
-            result = sync(ctx, self.decode(ctx, function, raw))
-        else:
-            afn = self.async_functions.get(function)
-            if afn is None:
-                raise self.unknown(ctx, function)
-            result = await afn(ctx, self.decode(ctx, function, raw))
-        return json.dumps(result, separators=(",", ":")).encode()
+        afn = self.async_functions.get(function)
+        if sync is None and afn is None:
+            raise self.unknown(ctx, function)
+        return sync, afn or _never, self.decode(ctx, function, raw)
 
     # -- always-allowed functions -----------------------------------------------------------
 
@@ -191,6 +188,14 @@ class HostAPI:
         if key in config:
             return {"value": config[key], "found": True}
         return {"value": None, "found": False}
+
+
+def _encode(result: Any) -> bytes:
+    return json.dumps(result, separators=(",", ":")).encode()
+
+
+async def _never(ctx: HostContext, args: dict[str, Any]) -> Any:  # pragma: no cover
+    raise AssertionError("a sync host function is called directly")
 
 
 def error_result(exc: GoatKitError) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.routing import Route
 from goatkit_asgi import Platform
 from goatkit_asgi.errors import ConfigError
 from goatkit_asgi.platform import current_user
+from tests.conftest import postgres_database
 from tests.fixtures.wat import REGISTRATION, make_plugin
 from tests.host.test_mail import Collector, smtp  # noqa: F401 - the SMTP server fixture
 from tests.web.server import serve
@@ -56,21 +56,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         pytest.skip("no PostgreSQL here: set GOATKIT_TEST_POSTGRES_DSN (CI starts a server)")
     import asyncpg
 
-    name = f"goatkit_caps_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = f"{POSTGRES.rpartition('/')[0]}/{name}"
-    conn = await asyncpg.connect(url)
-    for statement in SEED:
-        await conn.execute(statement)
-    await conn.close()
-    try:
+    async with postgres_database(POSTGRES, "goatkit_caps") as url:
+        conn = await asyncpg.connect(url)
+        for statement in SEED:
+            await conn.execute(statement)
+        await conn.close()
         yield url
-    finally:
-        admin = await asyncpg.connect(POSTGRES)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def reader(plugins_dir: Path, name: str = "reader", caps: dict[str, Any] | None = None) -> None:
