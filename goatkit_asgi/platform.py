@@ -56,10 +56,12 @@ from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.pool import WasmPool
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
+from .specs import table_conflict
 from .store import InstallRecord, JobRow
 
 if TYPE_CHECKING:
     import jinja2
+    from starlette.types import ASGIApp
 
 logger = logging.getLogger("goatkit")
 
@@ -777,6 +779,9 @@ class Platform:
             if found.error is not None:
                 raise found.error
             existing = self._plugins.get(found.name)
+            conflict = table_conflict(found.name, self._usable_names())
+            if conflict is not None:
+                raise PackageError(f"{stem}: {conflict}", plugin=found.name)
             if existing is not None and existing.found.package is None:
                 raise PackageError(
                     f"{stem}: a plugin named {found.name!r} is installed as a directory "
@@ -1068,6 +1073,10 @@ class Platform:
                 await self._swap(owner, found)
                 return
         if owner is None and (found.name not in self._plugins):
+            conflict = table_conflict(found.name, self._usable_names())
+            if conflict is not None and found.error is None:
+                error = ManifestError(f"{entry.name}: {conflict}", plugin=found.name)
+                found = Discovered(found.name, found.source, found.directory, None, error)
             record = _Plugin(
                 found,
                 PluginState.FAILED if found.error else PluginState.DISCOVERED,
@@ -1331,6 +1340,9 @@ class Platform:
         record = self._plugins.get(name)
         return None if record is None else self._info(record)
 
+    def _usable_names(self) -> list[str]:
+        return [n for n, r in self._plugins.items() if r.found.manifest is not None]
+
     def plugin_names(self) -> list[str]:
         """The names of every discovered plugin, sorted."""
         return sorted(self._plugins)
@@ -1347,6 +1359,24 @@ class Platform:
         from .jinja import install_jinja  # imported here: goatkit_asgi.jinja imports this module
 
         install_jinja(self, env, debug=debug, strict=strict, fallback=fallback)
+
+    def admin_app(
+        self,
+        auth: Callable[[Any], Any] | None,
+        *,
+        secret_key: str | None = None,
+        **options: Any,
+    ) -> ASGIApp:
+        """The plugin admin (pages and JSON API) to mount: ``Mount("/admin/plugins", app)``.
+
+        ``auth(request)`` returns True (allowed), False (403) or None (not signed in: 401, or a
+        redirect to ``login_url``); it may be async. ``secret_key`` (required) signs the CSRF
+        tokens. Options: ``token`` (``Authorization: Bearer`` for automation), ``login_url``,
+        ``max_upload_bytes`` (20 MiB), ``csrf_max_age`` (2 h), ``title``. See docs/admin.md.
+        """
+        from .web.admin import create_admin_app  # imported here: web/ depends on this module
+
+        return create_admin_app(self, auth, secret_key=secret_key, **options)
 
     def translations(self, plugin: str) -> Translations | None:
         """``plugin``'s translations (its ``i18n/*.yaml`` over its registration's ``i18n``)."""

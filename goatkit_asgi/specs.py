@@ -481,3 +481,37 @@ def refuse_duplicates(items: Iterable[tuple[str, str]], fail: Fail, what: str) -
                 )
             )
         seen[key] = where
+
+
+#: Table-name prefixes no plugin may own: the platform's own tables are ``goatkit_*``.
+RESERVED_TABLE_PREFIXES = ("goatkit",)
+
+
+def table_prefix(plugin: str) -> str:
+    """The prefix of the tables a plugin owns (``<prefix>_*``), without the trailing ``_``."""
+    return plugin.replace("-", "_").lower()
+
+
+def table_conflict(plugin: str, others: Iterable[str]) -> str | None:
+    """Why ``plugin`` cannot own its tables beside ``others`` (None when it can).
+
+    Two plugins may not share tables: ``a-b`` and ``a_b`` have the same prefix, and ``hello``
+    would own ``hello_world_*``, the tables of ``hello-world``.
+    """
+    mine = table_prefix(plugin)
+    for reserved in RESERVED_TABLE_PREFIXES:
+        if mine == reserved or mine.startswith(reserved + "_"):
+            return (
+                f"the name {plugin!r} would own the platform's own tables ({reserved}_*); "
+                "choose another name"
+            )
+    for other in others:
+        theirs = table_prefix(other)
+        if other == plugin:
+            continue
+        if mine == theirs or mine.startswith(theirs + "_") or theirs.startswith(mine + "_"):
+            return (
+                f"the name {plugin!r} would share database tables with the plugin {other!r} "
+                f"({mine}_* and {theirs}_* overlap); rename one of them"
+            )
+    return None

@@ -109,6 +109,7 @@ from databases import DatabaseURL
 
 from ..errors import CapabilityDenied, ConfigError, GoatKitError, HostCallError
 from ..packaging.manifest import Capabilities
+from ..specs import table_prefix
 
 __all__ = [
     "MAX_RESULT_BYTES",
@@ -141,11 +142,6 @@ _PG_SYNC_LOCK = 0x676F61746B6974  # advisory lock key held while plugin roles ar
 
 
 # --- naming and grants -------------------------------------------------------------------------
-
-
-def table_prefix(plugin: str) -> str:
-    """The prefix of the tables a plugin owns, without the trailing ``_``."""
-    return plugin.replace("-", "_").lower()
 
 
 def role_name(plugin: str) -> str:

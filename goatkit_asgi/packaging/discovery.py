@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GoatKitError, ManifestError, PackageError
+from ..specs import table_conflict
 from .archive import ArchiveLimits, extract_package
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest
 
@@ -93,8 +94,15 @@ def _refuse_duplicates(found: list[Discovered]) -> list[Discovered]:
     out: list[Discovered] = []
     for item in found:
         first = seen.get(item.name)
+        conflict = None if item.error else table_conflict(item.name, seen)
+        if conflict is not None:
+            error = ManifestError(f"{item.source.name}: {conflict}", plugin=item.name)
+            logger.error("%s", error)
+            out.append(Discovered(item.source.name, item.source, item.directory, None, error))
+            continue
         if first is None:
-            seen[item.name] = item
+            if item.error is None:
+                seen[item.name] = item
             out.append(item)
             continue
         # Keyed by source so both stay visible; the first one found keeps the name.
