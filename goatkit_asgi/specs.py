@@ -483,8 +483,15 @@ def refuse_duplicates(items: Iterable[tuple[str, str]], fail: Fail, what: str) -
         seen[key] = where
 
 
-#: Table-name prefixes no plugin may own: the platform's own tables are ``goatkit_*``.
-RESERVED_TABLE_PREFIXES = ("goatkit",)
+#: The platform's own tables (in ``store.py``): no plugin may own any of them.
+PLATFORM_TABLES = (
+    "goatkit_grants",
+    "goatkit_audit",
+    "goatkit_jobs",
+    "goatkit_installs",
+    "goatkit_meta",
+    "goatkit_plugin_state",
+)
 
 
 def table_prefix(plugin: str) -> str:
@@ -499,12 +506,12 @@ def table_conflict(plugin: str, others: Iterable[str]) -> str | None:
     would own ``hello_world_*``, the tables of ``hello-world``.
     """
     mine = table_prefix(plugin)
-    for reserved in RESERVED_TABLE_PREFIXES:
-        if mine == reserved or mine.startswith(reserved + "_"):
-            return (
-                f"the name {plugin!r} would own the platform's own tables ({reserved}_*); "
-                "choose another name"
-            )
+    taken = [t for t in PLATFORM_TABLES if t.startswith(mine + "_") or mine == "goatkit"]
+    if taken:
+        return (
+            f"the name {plugin!r} would own the platform's own tables ({', '.join(taken)}); "
+            "choose another name"
+        )
     for other in others:
         theirs = table_prefix(other)
         if other == plugin:

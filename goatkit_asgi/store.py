@@ -1,9 +1,9 @@
 """The platform's own state in its database (``database_url``): grants, the audit log, jobs.
 
 Kept in the database, not in memory, so it survives restarts and several workers (or hosts on one
-PostgreSQL) share it. The tables are prefixed ``goatkit_``; plugins can never reach them (a plugin
-only ever owns tables prefixed with its own name, and ``goatkit`` is not a name a plugin can take
-without colliding here: see ``RESERVED_PREFIXES``).
+PostgreSQL) share it. The tables are ``specs.PLATFORM_TABLES``; plugins can never reach them (a
+plugin only ever owns tables prefixed with its own name, and a name whose prefix would cover one
+of these is refused: ``specs.table_conflict``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import databases
 
 from .errors import ConfigError
 from .packaging.manifest import Capabilities
-
-#: Plugins whose table prefix would reach the platform's own tables are refused.
-RESERVED_PREFIXES = ("goatkit",)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS goatkit_grants (

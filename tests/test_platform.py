@@ -405,11 +405,11 @@ async def test_plugins_that_would_share_tables_are_refused(
     make_plugin(plugins_dir, "hello-world")  # hello_world_* would also be hello_*
     make_plugin(plugins_dir, "a_b", manifest={"name": "a_b"})
     make_plugin(plugins_dir, "a-b")  # the same prefix as a_b
-    make_plugin(plugins_dir, "goatkit-extra")  # would own the platform's goatkit_* tables
+    make_plugin(plugins_dir, "goatkit-plugin")  # would own goatkit_plugin_state, a platform table
     async with make_platform() as platform:
         assert platform.plugins["hello"].state is PluginState.DISCOVERED
         refused = platform.plugins["hello-world"]
         assert refused.state is PluginState.FAILED
         assert "would share database tables with the plugin 'hello'" in str(refused.error)
         assert "share database tables" in str(platform.plugins["a_b"].error)
-        assert "platform's own tables" in str(platform.plugins["goatkit-extra"].error)
+        assert "platform's own tables" in str(platform.plugins["goatkit-plugin"].error)

@@ -98,3 +98,13 @@ async def test_unreachable_database_is_a_clear_config_error() -> None:
         match=r"cannot open the platform database postgresql://nobody:\*\*\*@127\.0\.0\.1:1/none",
     ):
         await store.connect()
+
+
+def test_the_platform_tables_are_the_ones_plugins_are_kept_from() -> None:
+    import re
+
+    from goatkit_asgi import store
+    from goatkit_asgi.specs import PLATFORM_TABLES
+
+    created = {m for s in store._SCHEMA for m in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", s)}
+    assert created == set(PLATFORM_TABLES)
