@@ -139,3 +139,37 @@ def test_gk_demo_command_serves_the_app(tmp_path: Path) -> None:
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode in (0, 130, -signal.SIGINT)
+
+
+def test_demo_admin_is_behind_the_demo_login(tmp_path: Path) -> None:
+    with TestClient(build_app(tmp_path / "demo")) as client:
+        home = client.get("/")
+        assert '<a href="/admin/plugins/">Plugins admin</a>' in home.text
+        # not signed in: the admin sends the browser to the demo's login page
+        r = client.get("/admin/plugins/", follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == "/login?next=/admin/plugins/"
+        assert client.get("/admin/plugins/api/plugins").status_code == 401
+        login = client.get(r.headers["location"])
+        assert 'name="next" value="/admin/plugins/"' in login.text
+        wrong = client.post("/login", data={"username": "admin", "password": "guess"})
+        assert "Wrong user name or password." in wrong.text
+        # an outside next= is ignored
+        r = client.post(
+            "/login",
+            data={"username": "admin", "password": "admin", "next": "//evil.example/"},
+            follow_redirects=False,
+        )
+        assert r.headers["location"] == "/"
+        admin = client.get("/admin/plugins/")
+        assert admin.status_code == 200
+        assert 'href="/admin/plugins/plugins/hello-wasm"' in admin.text
+        assert 'href="/admin/plugins/plugins/desk-digest"' in admin.text
+        assert "default-src 'self'" in admin.headers["content-security-policy"]
+        detail = client.get("/admin/plugins/plugins/hello-wasm")
+        assert detail.status_code == 200 and "<code>gk_register</code>" in detail.text
+        names = [p["name"] for p in client.get("/admin/plugins/api/plugins").json()["plugins"]]
+        assert {"hello-wasm", "desk-digest"} <= set(names)
+        # signing out closes the admin again
+        client.post("/logout")
+        assert client.get("/admin/plugins/api/health").status_code == 401

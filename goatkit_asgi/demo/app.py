@@ -5,7 +5,8 @@ middleware), template functions (``{% use %}`` on the dashboard), and hooks (``a
 fires when a ticket is saved). It also hosts what the desk-digest plugin is granted: the
 platform's database is the helpdesk's own (so the plugin can read ``tickets``), the app serves
 ``/status.json`` for the plugin to fetch, and an in-process SMTP server catches the plugin's
-mail, which ``/mail`` lists.
+mail, which ``/mail`` lists. The plugin admin is mounted at ``/admin/plugins``, behind a
+demo-only sign-in at ``/login``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import email
 import email.policy
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,9 +31,11 @@ import jinja2
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from .. import __version__
@@ -59,6 +63,20 @@ DIGEST_GRANTS = {
     "email": True,
     "jobs": True,
 }
+
+
+# Demo only: a fixed key signs the demo's session cookie, and the login below takes one fixed
+# user. A real host uses its own sign-in and a secret key of its own.
+DEMO_SESSION_SECRET = "goatkit-demo-session-key: demo only, never in production"
+DEMO_USER = ("admin", "admin")
+
+
+def _safe_next(value: object) -> str:
+    """A path on this site to go to after signing in (never another site)."""
+    text = str(value or "")
+    if not text.startswith("/") or text.startswith("//") or "\\" in text:
+        return "/"
+    return text
 
 
 @dataclass(frozen=True)
@@ -264,6 +282,34 @@ def build_app(
             request, "mail.html", {"messages": list(mail.messages), "title": "Mail"}
         )
 
+    async def login(request: Request) -> Response:
+        """The demo's sign-in: one fixed user (see DEMO_USER), remembered in the session."""
+        error = ""
+        next_url = _safe_next(request.query_params.get("next"))
+        if request.method == "POST":
+            form = await request.form()
+            next_url = _safe_next(form.get("next"))
+            if (form.get("username"), form.get("password")) == DEMO_USER:
+                request.session["user"] = DEMO_USER[0]
+                return RedirectResponse(next_url, status_code=303)
+            error = "Wrong user name or password."
+        return await templates.TemplateResponse(
+            request,
+            "login.html",
+            {"title": "Sign in", "next": next_url, "error": error, "demo_user": DEMO_USER},
+        )
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
+
+    def admin_auth(request: Request) -> bool | None:
+        # None: not signed in, so the admin redirects to /login; any signed-in demo user may
+        # administer plugins.
+        return True if request.session.get("user") else None
+
+    admin = platform.admin_app(admin_auth, secret_key=secrets.token_urlsafe(32), login_url="/login")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(mail.start)
@@ -284,7 +330,11 @@ def build_app(
             Route("/tickets/{ticket_id:int}", ticket, methods=["GET", "POST"]),
             Route("/status.json", status),
             Route("/mail", mail_page),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Mount("/admin/plugins", admin),
         ],
+        middleware=[Middleware(SessionMiddleware, secret_key=DEMO_SESSION_SECRET)],
         lifespan=lifespan,
     )
     return GoatKitMiddleware(app, platform=platform, templates=templates)
