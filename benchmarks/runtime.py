@@ -331,6 +331,10 @@ def run(*, quick: bool = False, only: str | None = None) -> list[Row]:
         rows.append(anyio.run(bench_startup, 3 if quick else 7))
     if wanted("memory"):
         rows.append(bench_memory())
+    if wanted("grpc-call"):
+        from . import grpc as grpc_bench
+
+        rows.extend(grpc_bench.run(quick=quick))
     if wanted("passthrough") or wanted("plugin-route"):
         from . import web
 

@@ -33,7 +33,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ CALL_METADATA = "x-goatkit-call"
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest gRPC message either side accepts (arguments, results, registration)."""
+
+_ROOT_PREFIX = "goatkit-grpc-"
 
 #: Deadline of a host call that names no running plugin call (made outside one).
 UNSCOPED_HOST_CALL_TIMEOUT = 10.0
@@ -153,6 +155,13 @@ class GrpcHost:
         advertise: str | None = None,
         host_version: str = "",
     ) -> None:
+        if listen is not None and advertise is None:
+            host = listen.rpartition(":")[0]
+            if host in ("", "0.0.0.0", "[::]"):
+                raise ValueError(
+                    f"GrpcHost(listen={listen!r}) listens on every interface: also give "
+                    "advertise='name-plugins-can-reach:port'"
+                )
         self.host_call = host_call
         self.log = log
         self.listen = listen
@@ -171,13 +180,11 @@ class GrpcHost:
 
     async def start(self) -> str:
         """Start the Host service (once); return the address plugins are told to use."""
-        if self._server is not None:
-            return self.address
         async with self._lock:
-            if self._server is not None:
+            if self.started:
                 return self.address
             _sweep_stale_roots()
-            root = Path(tempfile.mkdtemp(prefix=f"goatkit-{os.getpid()}-"))
+            root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-"))
             os.chmod(root, 0o700)
             server = grpc.aio.server(options=CHANNEL_OPTIONS)
             pb_grpc.add_HostServicer_to_server(_HostServicer(self), server)
@@ -240,7 +247,7 @@ class GrpcHost:
             self.address = ""
 
 
-class _HostServicer(pb_grpc.HostServicer):  # type: ignore[misc]
+class _HostServicer(pb_grpc.HostServicer):
     def __init__(self, host: GrpcHost) -> None:
         self._host = host
 
@@ -290,19 +297,14 @@ class _HostServicer(pb_grpc.HostServicer):  # type: ignore[misc]
         else:
             task = asyncio.ensure_future(coro)
         try:
-            async with asyncio.timeout(remaining):
-                result = await asyncio.shield(task)
+            result = await asyncio.wait_for(task, remaining)
         except TimeoutError:
-            task.cancel()
             return _error(
                 "timeout",
                 f"{plugin}: {method} did not finish within the {remaining:.3f}s left of the call",
             )
         except GoatKitError as exc:
             return _error(exc.code, exc.message)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
         except Exception:
             logger.exception("%s: host function %s failed", plugin, method)
             return _error("host_error", f"{plugin}: {method} failed inside the host; see its log")
@@ -331,8 +333,8 @@ def _sweep_stale_roots() -> None:
     tmp = Path(tempfile.gettempdir())
     uid = os.getuid()
     with contextlib.suppress(OSError):
-        for path in tmp.glob("goatkit-*-*"):
-            pid = path.name.split("-")[1]
+        for path in tmp.glob(f"{_ROOT_PREFIX}*-*"):
+            pid = path.name[len(_ROOT_PREFIX) :].partition("-")[0]
             if not pid.isdigit() or int(pid) == os.getpid():
                 continue
             try:
@@ -343,6 +345,3 @@ def _sweep_stale_roots() -> None:
                 shutil.rmtree(path, ignore_errors=True)
             except OSError:
                 continue
-
-
-Unused = Callable[[], None]  # keeps Callable imported for type checkers of older versions

@@ -1,8 +1,9 @@
 """The process of a local gRPC plugin: start, handshake, output, limits, stop.
 
 The process gets a minimal environment (``PATH``, ``LANG``, ``HOME`` and ``TMPDIR`` pointing to a
-private directory, the magic cookie and ``GOATKIT_PLUGIN_NAME``), runs in the plugin directory in
-a process group of its own, and on Linux is killed when the thread that started it goes away
+private directory, the magic cookie ``GOATKIT_PLUGIN`` and ``GOATKIT_PLUGIN_NAME``; with a memory
+cap also ``MALLOC_ARENA_MAX=2``), runs in the plugin directory in a session and process group of
+its own, and on Linux is killed when the thread that started it goes away
 (``PR_SET_PDEATHSIG``), so even a host that is killed leaves no plugin behind. Its address space is
 capped with ``RLIMIT_AS``. Its first stdout line is the handshake; every later stdout line and
 every stderr line goes to the plugin log. :meth:`PluginProcess.stop` sends SIGTERM and then
@@ -13,51 +14,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import PluginLoadError
 from .grpc_handshake import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, Handshake, parse_handshake
+from .grpc_host import LogSink
 
 __all__ = ["PYTHON_NAMES", "PluginProcess", "plugin_argv"]
-
-LogSink = Callable[[str, str, str], None]
 
 PYTHON_NAMES = frozenset({"python", "python3"})
 """Program names that mean "the interpreter running the host" (so the SDK is importable)."""
 
 _MAX_LINE = 16 * 1024  # longer output lines are cut; the handshake line is far shorter
-_PR_SET_PDEATHSIG = 1
+
+# The plugin is started through this launcher (a bare interpreter: no site, no environment), which
+# sets the parent-death signal and the memory cap on itself and then execs the plugin's program in
+# its place: same pid, same process group, limits inherited. Doing the same in a ``preexec_fn``
+# would fork the host, which is not safe while gRPC's threads run (and makes gRPC complain);
+# without one, the launcher is spawned with vfork.
+_LAUNCHER = """\
+import os, resource, signal, sys
+memory, parent, *argv = sys.argv[1:]
+if sys.platform.startswith("linux"):
+    import ctypes
+    ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):
+        os._exit(1)
+if int(memory):
+    resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+try:
+    os.execv(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write(f"cannot start {argv[0]}: {exc.strerror}\\n")
+    os._exit(127)
+"""
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    return prctl
-
-
-# Resolved once, here: the child runs nothing between fork and exec but a call through it.
-_PRCTL = _load_prctl()
-
-
-def plugin_argv(
-    directory: Path, *, command: Sequence[str] | None, binary: str | None
-) -> list[str]:
+def plugin_argv(directory: Path, *, command: Sequence[str] | None, binary: str | None) -> list[str]:
     """The argv to start: ``binary`` or ``command`` from the manifest, made absolute.
 
     A program path with a ``/`` is a file of the plugin (relative to its directory); ``python``
@@ -75,15 +77,23 @@ def plugin_argv(
     return [program, *rest]
 
 
-def _child_setup(memory_bytes: int | None, parent: int) -> None:  # pragma: no cover (in child)
-    # Runs in the child between fork and exec: only async-signal-safe work, no allocation
-    # worth the name, no locks.
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the host died before prctl took effect
-            os._exit(1)
-    if memory_bytes is not None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+def _executable(plugin: str, program: str, path: str) -> str:
+    """``program`` as an absolute path to an executable file, or a PluginLoadError."""
+    found = program if "/" in program else shutil.which(program, path=path)
+    if found is None:
+        raise PluginLoadError(
+            f"{plugin}: cannot start {program!r}: no such program on PATH; install it or give "
+            "its full path in the manifest's command",
+            plugin=plugin,
+        )
+    if not os.path.isfile(found) or not os.access(found, os.X_OK):
+        what = "is not an executable file" if os.path.exists(found) else "does not exist"
+        raise PluginLoadError(
+            f"{plugin}: cannot start {Path(found).name}: it {what}; check the manifest's "
+            "command or binary (a binary needs the executable bit)",
+            plugin=plugin,
+        )
+    return os.path.abspath(found)
 
 
 class PluginProcess:
@@ -92,19 +102,21 @@ class PluginProcess:
     def __init__(
         self,
         plugin: str,
-        proc: asyncio.subprocess.Process,
+        transport: asyncio.SubprocessTransport,
+        protocol: _Protocol,
         workdir: Path,
         log: LogSink,
     ) -> None:
         self.plugin = plugin
-        self.pid = proc.pid
+        self.pid: int = transport.get_pid()
         self.workdir = workdir
         self.handshake: Handshake | None = None
         self.stderr_tail: deque[str] = deque(maxlen=5)
-        self._proc = proc
+        self._transport = transport
+        self._protocol = protocol
+        self._waiter = protocol.exited
         self._log = log
         self._pumps: list[asyncio.Task[None]] = []
-        self._waiter: asyncio.Task[int] | None = None
 
     # -- start -------------------------------------------------------------------------------
 
@@ -126,56 +138,69 @@ class PluginProcess:
         time, prints something that is not a valid handshake, or exits first; the process is
         gone and ``workdir`` removed by then.
         """
+        path = os.environ.get("PATH", os.defpath)
         env = {
-            "PATH": os.environ.get("PATH", os.defpath),
+            "PATH": path,
             "HOME": str(workdir),
             "TMPDIR": str(workdir),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             MAGIC_COOKIE_KEY: MAGIC_COOKIE_VALUE,
             "GOATKIT_PLUGIN_NAME": plugin,
         }
-        memory_bytes = memory_mb * 1024 * 1024 if memory_mb else None
-        parent = os.getpid()
+        if memory_mb:
+            # glibc reserves 64 MiB of address space per thread arena; under RLIMIT_AS that
+            # reservation, not memory in use, would decide when the plugin runs out.
+            env["MALLOC_ARENA_MAX"] = "2"
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
+            program = _executable(plugin, argv[0], path)
+            loop = asyncio.get_running_loop()
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _Protocol(_MAX_LINE, loop),
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _LAUNCHER,
+                str(memory_mb * 1024 * 1024 if memory_mb else 0),
+                str(os.getpid()),
+                program,
+                *argv[1:],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
-                preexec_fn=lambda: _child_setup(memory_bytes, parent),
-                limit=_MAX_LINE,
             )
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, PluginLoadError) as exc:
             shutil.rmtree(workdir, ignore_errors=True)
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if isinstance(exc, PluginLoadError):
+                raise
             raise PluginLoadError(
-                f"{plugin}: cannot start {Path(argv[0]).name} ({why}); check the manifest's "
-                "command or binary (and that the file is executable)",
+                f"{plugin}: cannot start the plugin ({exc.strerror or exc}); check the "
+                "manifest's command or binary",
                 plugin=plugin,
             ) from exc
-        self = cls(plugin, proc, workdir, log)
-        self._waiter = asyncio.ensure_future(proc.wait())
-        assert proc.stderr is not None
-        self._pumps.append(asyncio.ensure_future(self._pump(proc.stderr, "warn")))
+        self = cls(plugin, transport, protocol, workdir, log)
+        assert protocol.stderr is not None
+        self._pumps.append(asyncio.ensure_future(self._pump(protocol.stderr, "warn")))
         try:
             self.handshake = await self._read_handshake(start_timeout)
         except BaseException:
             await self.stop(grace=0)
             raise
-        assert proc.stdout is not None
-        self._pumps.append(asyncio.ensure_future(self._pump(proc.stdout, "info")))
+        assert protocol.stdout is not None
+        self._pumps.append(asyncio.ensure_future(self._pump(protocol.stdout, "info")))
         return self
 
     async def _read_handshake(self, timeout: float) -> Handshake:
-        stdout = self._proc.stdout
-        assert stdout is not None and self._waiter is not None
+        stdout = self._protocol.stdout
+        assert stdout is not None
         reader = asyncio.ensure_future(_read_line(stdout))
+        either: set[asyncio.Future[Any]] = {reader, self._waiter}
         try:
             done, _ = await asyncio.wait(
-                {reader, self._waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if reader in done:
                 line = reader.result()
@@ -232,21 +257,20 @@ class PluginProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._proc.returncode
+        return self._waiter.result() if self._waiter.done() else None
 
     async def wait(self) -> int:
         """Wait for the process to exit; its exit status (negative: killed by that signal)."""
-        assert self._waiter is not None
         return await asyncio.shield(self._waiter)
 
     def exit_reason(self) -> str:
         """``exited with code N`` or ``was killed by SIGNAME`` (``is running`` while it runs)."""
-        code = self._proc.returncode
+        code = self.returncode
         return "is running" if code is None else _exit_reason(code)
 
     def rss_bytes(self) -> int:
         """Resident memory of the process (Linux; 0 where unknown)."""
-        if self._proc.returncode is not None:
+        if self._waiter.done():
             return 0
         try:
             with open(f"/proc/{self.pid}/statm") as f:
@@ -267,7 +291,6 @@ class PluginProcess:
     async def stop(self, grace: float = 2.0) -> int:
         """End the process: wait ``grace`` seconds for it to exit by itself, then SIGTERM, one
         more ``grace`` (at most a second), then SIGKILL. Remove its private directory."""
-        assert self._waiter is not None
         try:
             deadline = time.monotonic() + grace
             for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -289,7 +312,30 @@ class PluginProcess:
         finally:
             for pump in self._pumps:
                 pump.cancel()
+            self._transport.close()
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Stream protocol that reports the exit itself: ``Process.wait()`` would also wait until
+    every pipe is closed, which a child of the plugin holding them could delay forever."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self._process: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._process = transport
+        super().connection_made(transport)
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        assert self._process is not None
+        code = self._process.get_returncode()
+        if not self.exited.done() and code is not None:
+            self.exited.set_result(code)
 
 
 async def _read_line(stream: asyncio.StreamReader) -> str | None:

@@ -26,9 +26,10 @@ if _version_not_supported:
 
 
 class PluginStub:
-    """The service a plugin implements. The host calls, per connection: `Register` (when it needs
-    the registration), then `Init` once, then any number of `Call` and `Hook` (concurrently),
-    and finally `Shutdown` (local plugins).
+    """The service a plugin implements. On each connection the host calls `Init` once, then any
+    number of `Call` and `Hook` (concurrently), and finally `Shutdown` (local plugins only).
+    `Register` may come at any time, also before `Init` or on a connection made for nothing else:
+    the host reads the registration once per plugin version and caches it.
     """
 
     def __init__(self, channel):
@@ -65,9 +66,10 @@ class PluginStub:
 
 
 class PluginServicer:
-    """The service a plugin implements. The host calls, per connection: `Register` (when it needs
-    the registration), then `Init` once, then any number of `Call` and `Hook` (concurrently),
-    and finally `Shutdown` (local plugins).
+    """The service a plugin implements. On each connection the host calls `Init` once, then any
+    number of `Call` and `Hook` (concurrently), and finally `Shutdown` (local plugins only).
+    `Register` may come at any time, also before `Init` or on a connection made for nothing else:
+    the host reads the registration once per plugin version and caches it.
     """
 
     def Register(self, request, context):
@@ -80,7 +82,8 @@ class PluginServicer:
 
     def Init(self, request, context):
         """Tells the plugin who it is, where the `Host` service is and which token to present there.
-        Called once per connection, after `Register` when both are called.
+        Called once per connection before any `Call` or `Hook`, and again whenever the host
+        reconnects to a remote plugin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,7 +98,9 @@ class PluginServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Hook(self, request, context):
-        """Delivers an event (for example `after_save`) to the plugin's handler for it.
+        """Delivers an event (for example `after_save`) to the plugin's handler for it, named by the
+        hook. goatkit_asgi fires hooks as a `Call` of the handler the registration names
+        (`hooks[].handler`, which defaults to the hook's name), so implement both.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,9 +151,10 @@ def add_PluginServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Plugin:
-    """The service a plugin implements. The host calls, per connection: `Register` (when it needs
-    the registration), then `Init` once, then any number of `Call` and `Hook` (concurrently),
-    and finally `Shutdown` (local plugins).
+    """The service a plugin implements. On each connection the host calls `Init` once, then any
+    number of `Call` and `Hook` (concurrently), and finally `Shutdown` (local plugins only).
+    `Register` may come at any time, also before `Init` or on a connection made for nothing else:
+    the host reads the registration once per plugin version and caches it.
     """
 
     @staticmethod
