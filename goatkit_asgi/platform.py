@@ -17,7 +17,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -52,7 +52,10 @@ from .i18n import TranslationCache, Translations, format_text, negotiate_locale
 from .packaging.archive import ArchiveLimits
 from .packaging.discovery import Discovered, discover, discover_one, is_candidate
 from .packaging.manifest import Capabilities, Manifest
+from .packaging.signing import SignatureStatus
 from .registration import MenuItem, Registration, Route, parse_registration
+from .runtime.grpc import GrpcRuntime, plugin_digest
+from .runtime.grpc_host import GrpcHost
 from .runtime.pool import WasmPool
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
@@ -98,6 +101,7 @@ class PluginInfo:
     granted: Capabilities = field(default_factory=Capabilities)  # what an administrator granted
     effective: Capabilities = field(default_factory=Capabilities)  # what it may do now
     pending: Capabilities = field(default_factory=Capabilities)  # asked, not granted: waits
+    signature: SignatureStatus | None = None  # unsigned / valid / tampered / untrusted / invalid
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class _Plugin:
     error: GoatKitError | None = None
     registration: Registration | None = None
     digest: str | None = None
-    pool: WasmPool | None = None
+    pool: WasmPool | GrpcRuntime | None = None
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     _known: tuple[Registration | None, frozenset[str]] | None = None
@@ -227,6 +231,20 @@ class _Bridge:
 
         return self._host.call_sync(ctx, function, args, run_async)
 
+    async def host_call_async(
+        self, plugin: str, function: str, args: bytes, deadline: float
+    ) -> bytes:
+        # Called by the gRPC Host service, in a copy of the context of the task that made the
+        # plugin call (user, call depth); the service enforces the deadline.
+        ctx = HostContext(
+            plugin,
+            deadline,
+            caps=self._caps(plugin),
+            user=current_user.get(),
+            depth=current_call_depth.get(),
+        )
+        return await self._host.call_async(ctx, function, args)
+
     def log(self, plugin: str, level: str, message: str) -> None:
         self._logs.log(plugin, level, message)
 
@@ -281,6 +299,8 @@ class Platform:
         hot_reload: bool | None = None,
         sync_interval: float = 1.0,
         shutdown_grace: float = 10.0,
+        require_signatures: bool = False,
+        trusted_keys: Sequence[str] = (),
     ) -> None:
         self.settings: Settings = build_settings(
             plugins_dir=plugins_dir,
@@ -306,6 +326,8 @@ class Platform:
             hot_reload=hot_reload,
             sync_interval=sync_interval,
             shutdown_grace=shutdown_grace,
+            require_signatures=require_signatures,
+            trusted_keys=trusted_keys,
         )
         self.logs = PluginLogs()
         self.cache: CacheBackend = RedisCache(cache_url) if cache_url is not None else MemoryCache()
@@ -331,6 +353,8 @@ class Platform:
             publish=self.events.publish,
         )
         self._bridge = _Bridge(self.host, self.logs, self._capabilities)
+        # Serves Host.Call to gRPC plugins; starts with the first one that loads.
+        self._grpc_host = GrpcHost(self._bridge.host_call_async, self.logs.log)
         self._plugins: dict[str, _Plugin] = {}
         self._engines: dict[bool, WasmEngine] = {}
         self._limiter: anyio.CapacityLimiter | None = None
@@ -433,6 +457,7 @@ class Platform:
         for engine in self._engines.values():
             engine.close()
         self._engines.clear()
+        await self._grpc_host.close()
 
     async def wait_ready(self) -> None:
         """Wait until every discovered plugin's registration is known (routes, menus).
@@ -443,7 +468,13 @@ class Platform:
 
     def _discover(self) -> list[Discovered]:
         packages = self.settings.state_dir / "packages"
-        return discover(self.settings.plugins_dir, packages, limits=self.settings.archive_limits)
+        return discover(
+            self.settings.plugins_dir,
+            packages,
+            limits=self.settings.archive_limits,
+            trusted_keys=self.settings.trusted_keys,
+            require_signatures=self.settings.require_signatures,
+        )
 
     # -- registrations -----------------------------------------------------------------------
 
@@ -460,21 +491,29 @@ class Platform:
         """Fill registrations from the cache; return the plugins whose module is new to us."""
         pending = []
         for record in self._plugins.values():
-            path = self._module_path(record)
-            if path is None or record.state is PluginState.FAILED:
+            if record.state is PluginState.FAILED:
                 continue
-            try:
-                record.digest = _file_digest(path)
-            except OSError as exc:
-                self._fail(
-                    record,
-                    PluginLoadError(
-                        f"{record.name}: cannot read {path.name} ({exc.strerror}); the manifest's "
-                        "wasm: must name the module file inside the plugin directory",
-                        plugin=record.name,
-                    ),
-                )
-                continue
+            manifest = record.manifest
+            if manifest is not None and manifest.runtime == "grpc":
+                # Keyed by the manifest and the program's files (runtime.grpc.plugin_digest).
+                record.digest = plugin_digest(manifest)
+            else:
+                path = self._module_path(record)
+                if path is None:
+                    continue
+                try:
+                    record.digest = _file_digest(path)
+                except OSError as exc:
+                    self._fail(
+                        record,
+                        PluginLoadError(
+                            f"{record.name}: cannot read {path.name} ({exc.strerror}); the "
+                            "manifest's wasm: must name the module file inside the plugin "
+                            "directory",
+                            plugin=record.name,
+                        ),
+                    )
+                    continue
             cached = self._registration_path(record.digest)
             try:
                 raw = cached.read_bytes()
@@ -509,7 +548,7 @@ class Platform:
         # A name that differs from the manifest's is a warning: the manifest's name is used.
         return parse_registration(raw, plugin=record.name)
 
-    async def _ensure_registration(self, record: _Plugin, pool: WasmPool) -> None:
+    async def _ensure_registration(self, record: _Plugin, pool: WasmPool | GrpcRuntime) -> None:
         if record.registration is not None:
             return
         raw = await pool.register(self._timeout_for(record, None))
@@ -551,21 +590,23 @@ class Platform:
             return min(manifest.resources.call_timeout, limit)
         return self.settings.call_timeout
 
-    async def _build_pool(self, record: _Plugin) -> WasmPool:
+    async def _build_pool(self, record: _Plugin) -> WasmPool | GrpcRuntime:
         manifest = record.manifest
         assert manifest is not None and self._limiter is not None
-        path = self._module_path(record)
-        if path is None:
-            raise PluginLoadError(
-                f"{record.name}: runtime {manifest.runtime!r} is not available in this version; "
-                "use runtime: wasm",
-                plugin=record.name,
-            )
         limit = self.settings.max_call_timeout
         if manifest.resources.call_timeout is not None and manifest.resources.call_timeout > limit:
             raise PluginLoadError(
                 f"{record.name}: resources.call_timeout of {manifest.resources.call_timeout:g}s is "
                 f"more than the platform's max_call_timeout of {limit:g}s; lower it",
+                plugin=record.name,
+            )
+        if manifest.runtime == "grpc":
+            return self._grpc_runtime(record, manifest)
+        path = self._module_path(record)
+        if path is None:
+            raise PluginLoadError(
+                f"{record.name}: runtime {manifest.runtime!r} is not available in this version; "
+                "use runtime: wasm or grpc",
                 plugin=record.name,
             )
         engine = self._engine(bool(manifest.resources.fuel))
@@ -596,7 +637,22 @@ class Platform:
             fuel=manifest.resources.fuel,
         )
 
-    async def _loaded(self, name: str) -> tuple[_Plugin, WasmPool]:
+    def _grpc_runtime(self, record: _Plugin, manifest: Manifest) -> GrpcRuntime:
+        record.digest = plugin_digest(manifest)
+        runtime = GrpcRuntime(manifest, self._grpc_host, config=self._plugin_config(record.name))
+        name = record.name
+
+        def failed(error: PluginLoadError) -> None:
+            # Crashed too often: failed (platform.plugins, admin) until loaded again.
+            current = self._plugins.get(name)
+            if current is not None and current.pool is runtime:
+                current.pool = None
+                self._fail(current, error)
+
+        runtime.on_failed = failed
+        return runtime
+
+    async def _loaded(self, name: str) -> tuple[_Plugin, WasmPool | GrpcRuntime]:
         if self._stopping:
             raise PluginBusy(
                 f"{name}: the platform is shutting down and takes no new calls", plugin=name
@@ -702,7 +758,11 @@ class Platform:
 
     def _discover_source(self, source: Path) -> Discovered | None:
         return discover_one(
-            source, self.settings.state_dir / "packages", limits=self.settings.archive_limits
+            source,
+            self.settings.state_dir / "packages",
+            limits=self.settings.archive_limits,
+            trusted_keys=self.settings.trusted_keys,
+            require_signatures=self.settings.require_signatures,
         )
 
     async def _swap(self, record: _Plugin, found: Discovered) -> None:
@@ -1090,12 +1150,18 @@ class Platform:
             self.logs.log(found.name, "info", f"discovered {entry.name}")
 
     def _same_files(self, record: _Plugin, found: Discovered) -> bool:
+        if found.manifest is not None and found.manifest.runtime == "grpc":
+            return plugin_digest(found.manifest) == record.digest
         path = self._module_path(_Plugin(found, PluginState.DISCOVERED))
         try:
             digest = _file_digest(path) if path is not None else None
         except OSError:
             return False
-        return digest == record.digest and found.manifest == record.found.manifest
+        return (
+            digest == record.digest
+            and found.manifest == record.found.manifest
+            and found.signature == record.found.signature
+        )
 
     async def _sync_jobs(self, *records: _Plugin) -> None:
         await self.services.sync_registration_jobs(
@@ -1333,6 +1399,7 @@ class Platform:
             granted=self.services.granted(record.name),
             effective=self._capabilities(record.name),
             pending=self.services.pending(record.name, self._requested(record.name)),
+            signature=record.found.signature,
         )
 
     def info(self, name: str) -> PluginInfo | None:

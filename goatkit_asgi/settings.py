@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from .errors import ConfigError
 from .host.mail import SmtpSettings
 from .packaging.archive import ArchiveLimits
 from .packaging.manifest import Capabilities
+from .packaging.signing import load_public_key
 
 DEFAULT_DATABASE_URL = "sqlite:///goatkit.db"
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -44,6 +45,8 @@ class Settings:
     hot_reload: bool = False
     sync_interval: float = 1.0
     shutdown_grace: float = 10.0
+    require_signatures: bool = False
+    trusted_keys: tuple[str, ...] = ()
 
 
 def _positive_number(name: str, value: object, *, maximum: float | None = None) -> float:
@@ -87,6 +90,8 @@ def build_settings(
     hot_reload: bool | None = None,
     sync_interval: float = 1.0,
     shutdown_grace: float = 10.0,
+    require_signatures: bool = False,
+    trusted_keys: Sequence[str] = (),
 ) -> Settings:
     """Check every setting; a wrong one is a ConfigError that names it and says what is expected."""
     plugins = Path(plugins_dir)
@@ -153,7 +158,24 @@ def build_settings(
         hot_reload=bool(debug) if hot_reload is None else bool(hot_reload),
         sync_interval=_positive_number("sync_interval", sync_interval),
         shutdown_grace=_positive_number("shutdown_grace", shutdown_grace),
+        require_signatures=bool(require_signatures),
+        trusted_keys=_trusted_keys(trusted_keys, require_signatures),
     )
+
+
+def _trusted_keys(keys: Sequence[str], required: object) -> tuple[str, ...]:
+    if not isinstance(required, bool):
+        raise ConfigError(f"require_signatures: expected True or False, got {required!r}")
+    if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+        raise ConfigError("trusted_keys: expected a list of public keys like 'ed25519:<base64>'")
+    for key in keys:
+        load_public_key(key)  # a ConfigError naming the key
+    if required and not keys:
+        raise ConfigError(
+            "require_signatures=True needs trusted_keys: the public keys whose signatures are "
+            "accepted (gk plugin keygen prints one)"
+        )
+    return tuple(keys)
 
 
 def _grants(value: Mapping[str, Mapping[str, Any]]) -> dict[str, Capabilities]:

@@ -8,6 +8,7 @@ others from loading.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ..errors import GoatKitError, ManifestError, PackageError
 from ..specs import table_conflict
 from .archive import ArchiveLimits, extract_package
 from .manifest import MANIFEST_NAMES, Manifest, load_manifest
+from .signing import SignatureStatus, require, verify_directory
 
 logger = logging.getLogger("goatkit")
 
@@ -28,6 +30,7 @@ class Discovered:
     directory: Path | None
     manifest: Manifest | None
     error: GoatKitError | None = None
+    signature: SignatureStatus | None = None
 
     @property
     def package(self) -> Path | None:
@@ -36,7 +39,12 @@ class Discovered:
 
 
 def discover(
-    plugins_dir: Path, packages_root: Path, *, limits: ArchiveLimits | None = None
+    plugins_dir: Path,
+    packages_root: Path,
+    *,
+    limits: ArchiveLimits | None = None,
+    trusted_keys: Sequence[str] = (),
+    require_signatures: bool = False,
 ) -> list[Discovered]:
     """Every plugin in ``plugins_dir``, sorted by name; failures included with their error."""
     limits = limits or ArchiveLimits()
@@ -44,7 +52,13 @@ def discover(
     if not plugins_dir.is_dir():
         return found
     for entry in sorted(plugins_dir.iterdir()):
-        item = discover_one(entry, packages_root, limits=limits)
+        item = discover_one(
+            entry,
+            packages_root,
+            limits=limits,
+            trusted_keys=trusted_keys,
+            require_signatures=require_signatures,
+        )
         if item is not None:
             found.append(item)
     return _refuse_duplicates(found)
@@ -58,22 +72,30 @@ def is_candidate(entry: Path) -> bool:
 
 
 def discover_one(
-    entry: Path, packages_root: Path, *, limits: ArchiveLimits | None = None
+    entry: Path,
+    packages_root: Path,
+    *,
+    limits: ArchiveLimits | None = None,
+    trusted_keys: Sequence[str] = (),
+    require_signatures: bool = False,
 ) -> Discovered | None:
     """The plugin at ``entry`` (a directory or a ``.zip``), or None when it is not a candidate."""
     if not is_candidate(entry):
         return None
+    trust = (tuple(trusted_keys), require_signatures)
     if entry.is_dir():
-        return _from_directory(entry, entry)
+        return _from_directory(entry, entry, trust)
     try:
         root = extract_package(entry, packages_root, limits=limits or ArchiveLimits())
     except PackageError as exc:
         logger.error("%s", exc)
         return Discovered(entry.stem, entry, None, None, exc)
-    return _from_directory(root, entry)
+    return _from_directory(root, entry, trust)
 
 
-def _from_directory(directory: Path, source: Path) -> Discovered:
+def _from_directory(
+    directory: Path, source: Path, trust: tuple[tuple[str, ...], bool] = ((), False)
+) -> Discovered:
     if not any((directory / name).is_file() for name in MANIFEST_NAMES):
         error = ManifestError(
             f"{source.name}: no {' or '.join(MANIFEST_NAMES)} in the plugin directory; add a "
@@ -86,7 +108,16 @@ def _from_directory(directory: Path, source: Path) -> Discovered:
     except ManifestError as exc:
         logger.error("%s", exc)
         return Discovered(source.stem, source, directory, None, exc)
-    return Discovered(manifest.name, source, directory, manifest)
+    keys, required = trust
+    try:
+        # Computed once per plugin directory; a refused plugin keeps no manifest.
+        status = verify_directory(directory, keys, module=manifest.wasm or "plugin.wasm")
+        if required:
+            require(status, plugin=manifest.name)
+    except GoatKitError as exc:  # SignatureError, or a file that cannot be read
+        logger.error("%s", exc)
+        return Discovered(manifest.name, source, directory, None, exc)
+    return Discovered(manifest.name, source, directory, manifest, signature=status)
 
 
 def _refuse_duplicates(found: list[Discovered]) -> list[Discovered]:
