@@ -606,7 +606,7 @@ def test_api_lists_and_describes_plugins(client: TestClient) -> None:
     assert {"name": "gk_register", "kind": "func", "signature": "() -> i64"} in module["exports"]
     assert detail["signature"] == {
         "status": "unsigned",
-        "detail": "no signature files in the plugin",
+        "detail": "no SIGNATURE.json or plugin.wasm.sig",
         "files": [],
     }
     assert detail["jobs"] == []  # declared, but not scheduled: jobs were not granted
@@ -931,17 +931,15 @@ def test_failed_plugin_page_shows_its_error(client: TestClient) -> None:
     assert "The manifest could not be read." in html
 
 
-def test_signature_files_are_reported_but_not_claimed_verified(
+def test_signature_files_are_shown_with_the_platforms_verdict(
     plugins: Path, make_platform: MakePlatform
 ) -> None:
+    # a GoatKit-style .sig that no trusted key verifies is never shown as valid
     (plugins / "sink" / "plugin.wasm.sig").write_text("00" * 64)
     with TestClient(host_app(make_platform()), headers=BEARER) as client:
         body = client.get(f"{MOUNT}/api/plugins/sink").json()["plugin"]["signature"]
-    assert body == {
-        "status": "present",
-        "detail": "signature files are present; this platform version does not verify them",
-        "files": ["plugin.wasm.sig"],
-    }
+    assert body["status"] in ("untrusted", "invalid")
+    assert body["files"] == ["plugin.wasm.sig"]
 
 
 # -- mounting --------------------------------------------------------------------------------

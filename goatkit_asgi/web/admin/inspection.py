@@ -112,16 +112,15 @@ def _signature_files(directory: Path | None) -> tuple[str, ...]:
 
 
 async def signature_report(info: PluginInfo) -> SignatureReport:
-    """Whether the plugin's files carry a signature.
-
-    This platform version installs and loads packages without a signature policy, so a
-    signature that is present is reported as such, not as verified.
-    """
+    """The platform's verdict on the plugin's signature (checked at discovery against the
+    platform's ``trusted_keys``), and the signature files it found."""
     files = await anyio.to_thread.run_sync(_signature_files, info.directory)
-    if not files:
-        return SignatureReport("unsigned", "no signature files in the plugin")
-    return SignatureReport(
-        "present",
-        "signature files are present; this platform version does not verify them",
-        files,
-    )
+    status = info.signature
+    if status is None:
+        if not files:
+            return SignatureReport("unsigned", "no signature files in the plugin")
+        return SignatureReport("not checked", "the plugin was refused before its signature", files)
+    detail = status.detail or ""
+    if status.key_id:
+        detail = f"key {status.key_id}" + (f": {detail}" if detail else "")
+    return SignatureReport(status.state, detail, files)
