@@ -207,16 +207,20 @@ class _Bridge:
         self._logs = logs
         self._caps = caps
 
-    def host_call(self, plugin: str, function: str, args: bytes, deadline: float) -> bytes:
-        # Called in the worker thread running the plugin; context variables (user, call depth)
-        # were copied into it from the task that made the call.
-        ctx = HostContext(
+    def _context(self, plugin: str, deadline: float) -> HostContext:
+        # Context variables (user, call depth) come from the task that made the plugin call:
+        # anyio copies them into the worker thread, and the gRPC Host service into its handler.
+        return HostContext(
             plugin,
             deadline,
             caps=self._caps(plugin),
             user=current_user.get(),
             depth=current_call_depth.get(),
         )
+
+    def host_call(self, plugin: str, function: str, args: bytes, deadline: float) -> bytes:
+        """A WASM plugin's host call, in the worker thread running the plugin."""
+        ctx = self._context(plugin, deadline)
 
         def run_async(fn: Callable[[], Awaitable[Any]]) -> Any:
             remaining = deadline - time.monotonic()
@@ -234,16 +238,8 @@ class _Bridge:
     async def host_call_async(
         self, plugin: str, function: str, args: bytes, deadline: float
     ) -> bytes:
-        # Called by the gRPC Host service, in a copy of the context of the task that made the
-        # plugin call (user, call depth); the service enforces the deadline.
-        ctx = HostContext(
-            plugin,
-            deadline,
-            caps=self._caps(plugin),
-            user=current_user.get(),
-            depth=current_call_depth.get(),
-        )
-        return await self._host.call_async(ctx, function, args)
+        """A gRPC plugin's host call (the Host service enforces the deadline)."""
+        return await self._host.call_async(self._context(plugin, deadline), function, args)
 
     def log(self, plugin: str, level: str, message: str) -> None:
         self._logs.log(plugin, level, message)
