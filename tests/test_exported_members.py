@@ -55,3 +55,16 @@ def test_error_dict_names_plugin_and_function_never_a_traceback() -> None:
     }
     custom = errors.PluginCallError("x", code="not_found")
     assert custom.code == "not_found" and errors.PluginCallError.code == "call_error"
+
+
+def test_light_submodules_do_not_load_the_platform() -> None:
+    """A gRPC plugin imports the SDK: it must not pay for wasmtime, databases or Starlette."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, goatkit_asgi.sdk.python, goatkit_asgi.errors;"
+        "print(sorted(m for m in ('wasmtime', 'databases', 'starlette') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
