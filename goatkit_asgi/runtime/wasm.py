@@ -217,6 +217,7 @@ class EpochTicker:
         self._thread: threading.Thread | None = None
         self._start = time.monotonic()
         self._done = 0
+        self._base: dict[float, int] = {}
 
     def start(self) -> None:
         if self._thread is None:
@@ -247,19 +248,23 @@ class EpochTicker:
                 self._engine.increment_epoch()
             self._done = max(self._done, due)
 
-    def backlog(self) -> int:
+    def backlog(self, now: float | None = None) -> int:
         """Ticks the clock has passed that the epoch has not caught up with yet."""
         if self._thread is None:
             return 0
-        return max(0, int((time.monotonic() - self._start) / self.tick) - self._done)
+        now = time.monotonic() if now is None else now
+        return max(0, int((now - self._start) / self.tick) - self._done)
 
-    def ticks_for(self, seconds: float) -> int:
+    def ticks_for(self, seconds: float, now: float | None = None) -> int:
         """Epoch ticks that cover ``seconds``: the deadline fires no earlier than that.
 
         The ticks the epoch still owes the clock are added: they arrive in a burst when the
         ticker catches up and must not count against this deadline.
         """
-        return max(1, math.ceil(seconds / self.tick) + 1) + self.backlog()
+        base = self._base.get(seconds)
+        if base is None:
+            base = self._base[seconds] = max(1, math.ceil(seconds / self.tick) + 1)
+        return base + self.backlog(now)
 
 
 _current = threading.local()
@@ -603,14 +608,15 @@ class WasmInstance:
     # -- calls -------------------------------------------------------------------------------
 
     def _set_deadline(self, seconds: float) -> None:
-        ticks = self.module.engine.ticker.ticks_for(seconds)
+        now = time.monotonic()
+        ticks = self.module.engine.ticker.ticks_for(seconds, now)
         if self.fast:
             _raw_set_deadline(self._ctx, ticks)
         else:
             self.store.set_epoch_deadline(ticks)
         if self.fuel is not None:
             self.store.set_fuel(self.fuel)
-        self.deadline = time.monotonic() + seconds
+        self.deadline = now + seconds
 
     def register(self, timeout: float) -> bytes:
         """Run ``gk_register`` and return the registration JSON (never freed, per the ABI)."""
@@ -641,7 +647,9 @@ class WasmInstance:
         assert self._call is not None
         name = function.encode()
         block = name + args if args else name
-        self.record = CallRecord()
+        record = self.record  # reset in place: one call at a time uses an instance
+        record.host_calls = 0
+        record.aborted = False
         self.inline = inline
         self.last_error = None
         prev = _current_instance()
