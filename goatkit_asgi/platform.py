@@ -57,6 +57,7 @@ from .registration import MenuItem, Registration, Route, parse_registration
 from .runtime.grpc import GrpcRuntime, plugin_digest
 from .runtime.grpc_host import GrpcHost
 from .runtime.pool import WasmPool
+from .runtime.stats import CallStats
 from .runtime.wasm import WasmEngine
 from .settings import DEFAULT_DATABASE_URL, Settings, build_settings
 from .specs import table_conflict
@@ -171,6 +172,8 @@ class _Plugin:
     digest: str | None = None
     pool: WasmPool | GrpcRuntime | None = None
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # Kept on the plugin, not on its instance pool: they survive unload, idle unload and reload.
+    stats: CallStats = field(default_factory=CallStats)
 
     _known: tuple[Registration | None, frozenset[str]] | None = None
 
@@ -621,7 +624,7 @@ class Platform:
 
         module = await anyio.to_thread.run_sync(compile_module, limiter=self._limiter)
         memory_mb = manifest.resources.memory_mb or self.settings.memory_mb
-        return WasmPool(
+        pool = WasmPool(
             module,
             self._bridge,
             limiter=self._limiter,
@@ -632,10 +635,13 @@ class Platform:
             fast=self.settings.inline_calls,
             fuel=manifest.resources.fuel,
         )
+        pool.stats = record.stats
+        return pool
 
     def _grpc_runtime(self, record: _Plugin, manifest: Manifest) -> GrpcRuntime:
         record.digest = plugin_digest(manifest)
         runtime = GrpcRuntime(manifest, self._grpc_host, config=self._plugin_config(record.name))
+        runtime.stats = record.stats
         name = record.name
 
         def failed(error: PluginLoadError) -> None:
@@ -798,6 +804,7 @@ class Platform:
                 record.pool = None
                 await pool.close()
             else:
+                pool.stats = record.stats  # the plugin's statistics go on across versions
                 record.pool = pool
                 record.state = PluginState.LOADED
         if old is not None:
@@ -1389,8 +1396,8 @@ class Platform:
             instances=pool.instance_count if pool else 0,
             memory_bytes=pool.memory_bytes() if pool else 0,
             last_used=pool.last_used if pool else None,
-            stats=pool.stats.snapshot() if pool else {},
-            totals=pool.stats.totals() if pool else {},
+            stats=record.stats.snapshot(),
+            totals=record.stats.totals(),
             requested=self._requested(record.name),
             granted=self.services.granted(record.name),
             effective=self._capabilities(record.name),

@@ -211,3 +211,18 @@ async def test_plugin_answers_normally_after_each_kind_of_failure(
         assert await platform.call("sink", "echo", {"after": function}) == {"after": function}
         pool = platform._plugins["sink"].pool
         assert pool is not None and pool.discarded == 1 and pool.instance_count == 1
+
+
+async def test_statistics_survive_unload_and_reload(
+    plugins_dir: Path, make_platform: MakePlatform
+) -> None:
+    make_plugin(plugins_dir, "sink")
+    async with make_platform() as platform:
+        for _ in range(3):
+            await platform.call("sink", "echo", {})
+        await platform.unload("sink")
+        assert platform.plugins["sink"].stats["echo"]["calls"] == 3  # the admin still sees them
+        await platform.call("sink", "echo", {})
+        await platform.reload("sink")
+        await platform.call("sink", "echo", {})
+        assert platform.plugins["sink"].totals["calls"] == 5
