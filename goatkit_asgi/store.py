@@ -296,15 +296,23 @@ class Store:
             )
 
     async def jobs(self, plugin: str | None = None) -> list[JobRow]:
-        query = (
-            "SELECT plugin, job_id, schedule, callback, args, source, next_run, last_run, "
-            "last_status, last_error, runs FROM goatkit_jobs"
+        if plugin is None:
+            return await self._select_jobs("", {})
+        return await self._select_jobs("WHERE plugin = :p", {"p": plugin})
+
+    async def due_jobs(self, now: float) -> list[JobRow]:
+        """Jobs due at ``now`` (and not leased), found by the database: every worker asks this
+        every poll, so it must not read the whole table."""
+        return await self._select_jobs(
+            "WHERE next_run <= :now AND lease_until < :now", {"now": now}
         )
-        values: dict[str, Any] = {}
-        if plugin is not None:
-            query += " WHERE plugin = :p"
-            values["p"] = plugin
-        rows = await self.db.fetch_all(query + " ORDER BY plugin, job_id", values)
+
+    async def _select_jobs(self, where: str, values: dict[str, Any]) -> list[JobRow]:
+        rows = await self.db.fetch_all(
+            "SELECT plugin, job_id, schedule, callback, args, source, next_run, last_run, "
+            f"last_status, last_error, runs FROM goatkit_jobs {where} ORDER BY plugin, job_id",
+            values,
+        )
         return [
             JobRow(
                 r["plugin"],
@@ -321,9 +329,6 @@ class Store:
             )
             for r in rows
         ]
-
-    async def due_jobs(self, now: float) -> list[JobRow]:
-        return [j for j in await self.jobs() if j.next_run <= now]
 
     async def lease_job(
         self, plugin: str, job_id: str, due: float, owner: str, until: float, now: float
