@@ -9,6 +9,8 @@ formatting). What the SQL may touch is decided by the database itself, not by re
 * ``capabilities.db.read`` tables may be read, ``capabilities.db.write`` tables read and written.
 * ``db_query`` never writes, not even the plugin's own tables. ``db_exec`` writes only the
   plugin's own tables and its ``db.write`` tables.
+* Its own full-text search tables (``CREATE VIRTUAL TABLE <prefix>_x USING fts5(...)``) count
+  as its tables on SQLite; other virtual table modules are refused.
 * Everything else is refused: other tables (directly, or through a view, a CTE, a subquery, a
   trigger), ATTACH, PRAGMA (but ``table_info`` and friends on readable tables), extensions,
   transaction control, temporary objects, objects not named ``<prefix>_*``, more than one
@@ -517,6 +519,8 @@ _SQLITE_TABLE_FUNCTIONS = frozenset(
     }
 )
 _SQLITE_PRAGMAS = frozenset({"table_info", "table_xinfo", "index_list", "foreign_key_list"})
+# Read-only pragmas without a table that SQLite modules run themselves (FTS5 reads data_version).
+_SQLITE_SAFE_PRAGMAS = frozenset({"data_version"})
 _SQLITE_REFUSED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 _SQLITE_TEMP_ACTIONS = frozenset(
     {
@@ -630,11 +634,26 @@ def _sqlite_decide(
         if table != name and not grants.owns(table):
             return _Refusal("schema", table, f"{verb} on")
         return _Refusal("schema", name, verb)
+    if action in (sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE):
+        # Full-text search tables of its own (FTS5 only: other modules can read files or other
+        # tables). FTS5's shadow tables are named after the table, so they carry the prefix too,
+        # and the module's own statements on them pass through this authorizer as well.
+        name, module = arg1 or "", (arg2 or "").lower()
+        if writes and module == "fts5" and grants.owns(name) and db_name in (None, "main"):
+            state.schema_changed = True
+            return None
+        if module != "fts5":
+            return _Refusal(
+                "statement", f"virtual tables of the module {module or '?'} (only fts5)"
+            )
+        return _Refusal("schema", name, "create virtual table")
     if action in _SQLITE_TEMP_ACTIONS:
         return _Refusal("statement", "temporary tables, views, indexes and triggers")
     if action == sqlite3.SQLITE_PRAGMA:
         pragma = (arg1 or "").lower()
         if pragma in _SQLITE_PRAGMAS and arg2 and grants.can_read(arg2):
+            return None
+        if pragma in _SQLITE_SAFE_PRAGMAS and arg2 is None:
             return None
         return _Refusal("statement", f"PRAGMA {pragma}")
     return _Refusal("statement", _SQLITE_STATEMENTS.get(action, f"this statement ({action})"))

@@ -733,9 +733,49 @@ async def test_sqlite_schema_cannot_be_written_or_extended(backend: Backend) -> 
     await refused(backend.execute("UPDATE sqlite_sequence SET seq = 0"), "sqlite_sequence")
     await refused(backend.query("SELECT * FROM sqlite_sequence"), "sqlite_sequence")
     await refused(backend.execute("ANALYZE"), "db_exec")  # refused at sqlite_stat1 or ANALYZE
-    await refused(
-        backend.execute("CREATE VIRTUAL TABLE hello_wasm_fts USING fts5(x)"), "virtual tables"
+    assert await backend.secrets() == SECRET_ROWS
+
+
+@sqlite_only
+async def test_sqlite_own_fts5_table_searches(backend: Backend) -> None:
+    await backend.execute("CREATE VIRTUAL TABLE hello_wasm_fts USING fts5(title, body)")
+    await backend.execute(
+        "INSERT INTO hello_wasm_fts (title, body) VALUES (?, ?), (?, ?)",
+        ["Reset a password", "Use the self-service portal", "VPN drops", "Update the client"],
     )
+    rows = await backend.query(
+        "SELECT title FROM hello_wasm_fts WHERE hello_wasm_fts MATCH ? ORDER BY rank",
+        ["password"],
+    )
+    assert rows == [{"title": "Reset a password"}]
+    await backend.execute("DROP TABLE hello_wasm_fts")
+    assert await backend.query("SELECT name FROM sqlite_master WHERE name LIKE 'hello_wasm%'") in (
+        None,
+        [],
+    )
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("CREATE VIRTUAL TABLE other_fts USING fts5(x)", "other_fts"),
+        ("CREATE VIRTUAL TABLE hello_wasm_r USING rtree(id, a, b)", "module rtree"),
+        ("CREATE VIRTUAL TABLE hello_wasm_f4 USING fts4(x)", "module fts4"),
+        ("CREATE VIRTUAL TABLE temp.hello_wasm_t USING fts5(x)", "virtual"),
+        # an external-content index over a table it may not read
+        ("CREATE VIRTUAL TABLE hello_wasm_x USING fts5(secret, content='secrets')", "secrets"),
+    ],
+)
+async def test_sqlite_other_virtual_tables_are_refused(
+    backend: Backend, sql: str, words: str
+) -> None:
+    with pytest.raises(GoatKitError) as info:
+        await backend.execute(sql)
+        # an external-content index: building it must read the table through the grant
+        await backend.execute("INSERT INTO hello_wasm_x (hello_wasm_x) VALUES ('rebuild')")
+        await backend.query("SELECT * FROM hello_wasm_x WHERE hello_wasm_x MATCH 'x'")
+    assert words in str(info.value) or "refused" in str(info.value)
     assert await backend.secrets() == SECRET_ROWS
 
 
