@@ -17,6 +17,7 @@ translated at the boundary into these, with the original kept as ``__cause__``.
     ├── PermissionDenied             the current user lacks a permission a route needs (HTTP 403)
     ├── HostCallError                a host function refused bad arguments or its backend failed
     └── PluginCallError              a call into the plugin failed (HTTP 502)
+        ├── PluginReportedError      the plugin answered {"error": ...}: its own code and message
         ├── PluginTimeout            the call ran past its deadline (HTTP 504)
         ├── PluginMemoryExceeded     the guest needed more memory than its cap
         ├── PluginCrashed            the guest trapped or the plugin process died
@@ -40,6 +41,7 @@ __all__ = [
     "PluginLoadError",
     "PluginMemoryExceeded",
     "PluginNotFound",
+    "PluginReportedError",
     "PluginTimeout",
     "RegistrationError",
     "SignatureError",
@@ -159,6 +161,26 @@ class PluginCallError(GoatKitError):
 
     code = "call_error"
     http_status = 502
+
+
+class PluginReportedError(PluginCallError):
+    """The plugin ran and answered with an error of its own (``{"error": {"code", "message"}}``).
+
+    ``code`` is the plugin's code and ``detail`` its message as it wrote it. A hook that answers
+    this way refuses the change it was told about (see :attr:`HookResult.refusal`).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: str,
+        plugin: str | None = None,
+        function: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, plugin=plugin, function=function, code=code)
+        self.detail = detail
 
 
 class PluginTimeout(PluginCallError):

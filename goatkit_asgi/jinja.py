@@ -61,13 +61,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 from jinja2 import nodes, pass_context
 from jinja2.environment import Environment
-from jinja2.exceptions import TemplateNotFound, TemplateSyntaxError
+from jinja2.exceptions import TemplateNotFound, TemplateRuntimeError, TemplateSyntaxError
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.loaders import BaseLoader, ChoiceLoader, split_template_path
@@ -155,6 +156,7 @@ def install_jinja(
         env.globals.setdefault(name, helper)
     env.globals["goatkit_gettext"] = extension.gettext
     env.globals["goatkit_ngettext"] = extension.ngettext
+    env.globals["goatkit_static"] = extension.static_url
 
 
 # --- what templates see ------------------------------------------------------------------------
@@ -588,6 +590,27 @@ class PluginsExtension(Extension):
             return format_text(str(singular if n == 1 else plural), params)
         locale = _locale(context, translations)
         return translations.ngettext(str(singular), str(plural), n, locale, **params)
+
+    @pass_context
+    def static_url(self, context: Context, path: str, /, plugin: str | None = None) -> str:
+        """``goatkit_static("app.css")``: the URL of a file in a plugin's ``static/`` directory.
+
+        The plugin is the one whose template is rendering (``"<plugin>/..."``) unless ``plugin``
+        names another; the URL is under the platform's static prefix and the request's
+        ``root_path``, so it works wherever the host mounts the app.
+        """
+        name = plugin
+        if name is None:
+            template = context.name or ""
+            name = template.split("/", 1)[0] if "/" in template else context.get("plugin")
+        if not name:
+            raise TemplateRuntimeError(
+                f"goatkit_static({path!r}) outside a plugin template: pass plugin='name'"
+            )
+        request = context.get("request")
+        root = str(request.scope.get("root_path", "")).rstrip("/") if request is not None else ""
+        prefix = self.platform.settings.static_prefix
+        return f"{root}{prefix}/{quote(str(name))}/static/{quote(str(path).lstrip('/'))}"
 
     def translations(self, plugin: str) -> Translations | None:
         """``plugin``'s translations (``None`` for an unknown plugin), from the platform's cache."""

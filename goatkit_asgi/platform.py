@@ -39,6 +39,7 @@ from .errors import (
     PluginDisabled,
     PluginLoadError,
     PluginNotFound,
+    PluginReportedError,
     RegistrationError,
 )
 from .host.api import HostAPI, HostContext, str_arg
@@ -129,6 +130,20 @@ class PluginMenuItem:
 
 
 @dataclass(frozen=True)
+class PluginWidget:
+    """A dashboard widget of a plugin that one user may see; its HTML comes from ``handler``."""
+
+    plugin: str
+    id: str
+    title: str
+    handler: str
+    location: str = ""
+    size: str = ""
+    order: int = 0
+    refresh_sec: int = 0
+
+
+@dataclass(frozen=True)
 class HookResult:
     """What one plugin returned from a hook, or the error it failed with."""
 
@@ -139,6 +154,17 @@ class HookResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def refusal(self) -> str | None:
+        """The plugin's message when it refused (answered ``{"error": ...}``), else ``None``.
+
+        A failure of the call itself (a timeout, a crash, a missing grant) is not a refusal:
+        the host decides what those mean, usually to log them and go on.
+        """
+        if isinstance(self.error, PluginReportedError):
+            return self.error.detail
+        return None
 
 
 #: The signed-in user of the request being served (set by the middleware), for the audit log.
@@ -1349,6 +1375,39 @@ class Platform:
             children=children,
         )
 
+    async def widgets(
+        self, request: Any = None, *, location: str | None = None
+    ) -> list[PluginWidget]:
+        """Widgets of every usable plugin that ``request``'s user may see, in display order.
+
+        ``location`` keeps only the widgets registered for it (e.g. ``"dashboard"``). The HTML
+        is the handler's answer: :meth:`PluginTemplates.render_widgets` renders them.
+        """
+        widgets: list[PluginWidget] = []
+        for record in self._plugins.values():
+            reg = record.registration
+            if reg is None or record.state in (PluginState.FAILED, PluginState.DISABLED):
+                continue
+            for widget in reg.widgets:
+                if location is not None and widget.location != location:
+                    continue
+                if not await self.allowed(request, widget.permission):
+                    continue
+                widgets.append(
+                    PluginWidget(
+                        plugin=record.name,
+                        id=widget.id,
+                        title=widget.title,
+                        handler=widget.handler,
+                        location=widget.location,
+                        size=widget.size,
+                        order=widget.order,
+                        refresh_sec=widget.refresh_sec if widget.refreshable else 0,
+                    )
+                )
+        widgets.sort(key=lambda w: (w.order, w.title.lower(), w.plugin))
+        return widgets
+
     async def fire_hook(self, hook: str, payload: Any = None) -> list[HookResult]:
         """Call every usable plugin that registered ``hook``, in a defined order.
 
@@ -1532,8 +1591,12 @@ def decode_result(plugin: str, function: str, raw: bytes | None) -> Any:
         if isinstance(err, dict):
             code = str(err.get("code") or code)
             message = err.get("message", err)
-        raise PluginCallError(
-            f"{plugin}: {function} failed: {message}", plugin=plugin, function=function, code=code
+        raise PluginReportedError(
+            f"{plugin}: {function} failed: {message}",
+            detail=str(message),
+            plugin=plugin,
+            function=function,
+            code=code,
         )
     return value
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from goatkit_asgi import Platform
-from goatkit_asgi.errors import PluginCrashed
+from goatkit_asgi.errors import PluginCrashed, PluginReportedError
 from goatkit_asgi.platform import current_accept_language
 from tests.fixtures.wat import REGISTRATION, make_plugin
 
@@ -44,6 +44,24 @@ async def test_hooks_run_in_priority_then_name_order_and_failures_are_isolated(
             "alpha",
         ]
         assert await platform.fire_hook("nobody_listens", {}) == []
+
+
+async def test_a_hook_that_answers_an_error_refuses_and_a_failed_call_does_not(
+    plugins_dir: Path, make_platform: MakePlatform
+) -> None:
+    # echo answers with the payload: an {"error": ...} payload is the plugin's own error answer
+    hooked(plugins_dir, "alpha", [{"name": "after_save", "handler": "echo"}])
+    hooked(plugins_dir, "bravo", [{"name": "after_save", "handler": "trap"}])
+    refusal = {"error": {"code": "illegal_transition", "message": "closed cannot go to new"}}
+    async with make_platform() as platform:
+        alpha, bravo = await platform.fire_hook("after_save", refusal)
+        assert isinstance(alpha.error, PluginReportedError)
+        assert alpha.error.code == "illegal_transition"
+        assert alpha.refusal == "closed cannot go to new"
+        assert "alpha: echo failed: closed cannot go to new" in alpha.error.message
+        assert bravo.refusal is None and isinstance(bravo.error, PluginCrashed)
+        ok, _ = await platform.fire_hook("after_save", {"entity": "ticket"})
+        assert ok.ok and ok.refusal is None
 
 
 @pytest.fixture

@@ -386,7 +386,7 @@ async def test_debug_shows_an_escaped_error_box_without_a_traceback(platform: Pl
     )
     html = await template.render_async()
     box = (
-        '<span class="goatkit-error" title="PluginCallError (plugin_error)">plain.echo failed: '
+        '<span class="goatkit-error" title="PluginReportedError (plugin_error)">plain.echo failed: '
         "plain: echo failed: &lt;b&gt;bad&lt;/b&gt; &amp; worse</span>"
     )
     assert html.startswith(box + "|")

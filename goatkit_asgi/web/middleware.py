@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import jinja2
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -408,23 +407,5 @@ class GoatKitMiddleware:
             )
             return HTMLResponse(page, status_code=status)
         # template: a name inside the plugin's templates/ (a "<plugin>/" prefix is optional)
-        name: str = result["template"]
-        if not name.startswith(plugin + "/"):
-            name = f"{plugin}/{name}"
-        context = result.get("context") or {}
-        if not isinstance(context, dict):
-            raise PluginCallError(
-                f"{plugin}: {handler} returned a template context that is not an object",
-                plugin=plugin,
-                function=handler,
-            )
-        try:
-            body = await self._templates().render(name, {**context, "plugin": plugin}, request)
-        except jinja2.TemplateNotFound as exc:
-            raise PluginCallError(
-                f"{plugin}: {handler} asked for the template {name!r}, which the plugin does not "
-                "ship; add it under templates/",
-                plugin=plugin,
-                function=handler,
-            ) from exc
+        body = await self._templates().render_plugin_template(plugin, handler, result, request)
         return HTMLResponse(body, status_code=status)

@@ -8,8 +8,10 @@ environment, in a worker thread), adds the plugin menu for the current user, and
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -19,13 +21,33 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ..errors import GoatKitError, PluginCallError
 from ..jinja import install_jinja
-from ..platform import current_user
+from ..platform import PluginWidget, current_user
+from .responses import result_kind
 
 if TYPE_CHECKING:
     from ..platform import Platform
 
 LAYOUT = "goatkit/layout.html"
+logger = logging.getLogger("goatkit.web")
+
+
+@dataclass(frozen=True)
+class RenderedWidget:
+    """A widget with its HTML, or the error that stopped it (then ``html`` is empty)."""
+
+    widget: PluginWidget
+    html: Markup
+    error: str | None = None
+
+    @property
+    def plugin(self) -> str:
+        return self.widget.plugin
+
+    @property
+    def title(self) -> str:
+        return self.widget.title
 
 
 class PluginTemplates:
@@ -34,6 +56,8 @@ class PluginTemplates:
     ``directory`` holds the host's own templates; ``env`` may be given instead (sync or async).
     Plugin templates are reachable as ``"<plugin>/<name>"``; ``layout`` names the template that
     wraps plugin HTML (it receives ``content``, ``title``, ``plugin``, ``menu_items``, ``request``).
+    The layout should have the blocks ``head`` (inside ``<head>``) and ``content`` (whose default
+    is ``{{ content }}``): plugin templates extend it as ``{% extends goatkit_layout %}``.
     """
 
     def __init__(
@@ -58,7 +82,9 @@ class PluginTemplates:
         self.env = env
 
     def context(self, request: Request | None, context: Mapping[str, Any] | None) -> dict[str, Any]:
-        ctx: dict[str, Any] = {"platform": self.platform}
+        # goatkit_layout: what a plugin template extends to sit in the host's page
+        # ({% extends goatkit_layout %}, filling the blocks "head" and "content").
+        ctx: dict[str, Any] = {"platform": self.platform, "goatkit_layout": self.layout}
         if request is not None:
             ctx["request"] = request
             ctx["menu_items"] = self.platform.menu_items(request)
@@ -102,6 +128,69 @@ class PluginTemplates:
             {"content": Markup(content), "title": title, "plugin": plugin},
             request,
         )
+
+    async def render_widgets(
+        self, request: Request | None, *, location: str | None = None
+    ) -> list[RenderedWidget]:
+        """The widgets ``request``'s user may see (see :meth:`Platform.widgets`), rendered.
+
+        A handler answers ``{"html": ...}`` or ``{"template": ..., "context": ...}`` (a fragment
+        from the plugin's templates, not wrapped in the layout). A widget whose plugin fails is
+        returned with its ``error`` and no HTML, so one broken plugin never breaks the page.
+        """
+        rendered = []
+        for widget in await self.platform.widgets(request, location=location):
+            try:
+                html = await self._widget_html(widget, request)
+            except GoatKitError as exc:
+                logger.warning("widget %s of %s failed: %s", widget.id, widget.plugin, exc)
+                rendered.append(RenderedWidget(widget, Markup(""), exc.message))
+            else:
+                rendered.append(RenderedWidget(widget, html))
+        return rendered
+
+    async def _widget_html(self, widget: PluginWidget, request: Request | None) -> Markup:
+        plugin, handler = widget.plugin, widget.handler
+        result = await self.platform.call(plugin, handler, {"widget": widget.id})
+        kind = result_kind(result)
+        if kind == "html":
+            return Markup(result["html"])
+        if kind == "template":
+            return Markup(await self.render_plugin_template(plugin, handler, result, request))
+        raise PluginCallError(
+            f"{plugin}: the widget handler {handler} returned {kind} content; a widget answers "
+            '{"html": ...} or {"template": ..., "context": ...}',
+            plugin=plugin,
+            function=handler,
+        )
+
+    async def render_plugin_template(
+        self, plugin: str, handler: str, result: Mapping[str, Any], request: Request | None
+    ) -> str:
+        """Render a ``{"template": ..., "context": ...}`` answer of ``plugin``'s ``handler``.
+
+        The name is inside the plugin's ``templates/`` (the ``"<plugin>/"`` prefix is optional);
+        the context gets ``plugin`` too.
+        """
+        name = str(result["template"])
+        if not name.startswith(plugin + "/"):
+            name = f"{plugin}/{name}"
+        context = result.get("context") or {}
+        if not isinstance(context, dict):
+            raise PluginCallError(
+                f"{plugin}: {handler} returned a template context that is not an object",
+                plugin=plugin,
+                function=handler,
+            )
+        try:
+            return await self.render(name, {**context, "plugin": plugin}, request)
+        except jinja2.TemplateNotFound as exc:
+            raise PluginCallError(
+                f"{plugin}: {handler} asked for the template {name!r}, which the plugin does not "
+                "ship; add it under templates/",
+                plugin=plugin,
+                function=handler,
+            ) from exc
 
     async def TemplateResponse(
         self,

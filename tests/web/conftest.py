@@ -29,6 +29,19 @@ SITE_REGISTRATION = {
         },
     ],
     "hooks": [{"name": "before_render", "handler": "echo"}],
+    # echo answers with its args, which are {"widget": id}: neither html nor a template, so the
+    # widgets of this plugin exercise the error path; the "fragment" widget calls "maybe".
+    "widgets": [
+        {"id": "broken", "title": "Broken", "handler": "echo", "location": "dashboard"},
+        {
+            "id": "hidden",
+            "title": "Hidden",
+            "handler": "echo",
+            "location": "dashboard",
+            "permission": "site.secret",
+        },
+        {"id": "side", "title": "Side", "handler": "echo", "location": "sidebar"},
+    ],
 }
 
 
@@ -45,6 +58,13 @@ def site(plugins_dir: Path) -> Path:
     (directory / "templates" / "page.html").write_text(
         "<h1>{{ title }}</h1><p>{{ who }}</p><i>{{ plugin }}</i>"
     )
+    (directory / "templates" / "full.html").write_text(
+        "{% extends goatkit_layout %}"
+        "{% block head %}<link rel=stylesheet href=\"{{ goatkit_static('site.css') }}\">"
+        "{% endblock %}"
+        "{% block content %}<h1>{{ title }}</h1>{% endblock %}"
+    )
+    (directory / "templates" / "widget.html").write_text("<p class=w>{{ n }} {{ plugin }}</p>")
     (directory / "static").mkdir()
     (directory / "static" / "site.css").write_text("body { color: teal; }\n")
     (directory / "static" / "app.js").write_text("console.log('hi');\n")

@@ -184,6 +184,73 @@ def test_template_result_renders_the_plugins_template(client: TestClient) -> Non
     assert "does not ship" in r.json()["error"]["message"]
 
 
+def test_plugin_template_extends_the_host_layout_and_links_its_static_files(
+    client: TestClient,
+) -> None:
+    r = client.post("/site/echo", json={"template": "full.html", "context": {"title": "Full"}})
+    assert r.status_code == 200
+    assert '<nav class="goatkit-menu">' in r.text  # the host layout, with the plugin menu
+    assert "<main><h1>Full</h1></main>" in r.text
+    assert '<link rel=stylesheet href="/plugins/site/static/site.css">' in r.text
+    assert client.get("/plugins/site/static/site.css").status_code == 200
+
+
+def test_goatkit_static_outside_a_plugin_template_needs_the_plugin(
+    site: Path, make_platform: MakePlatform
+) -> None:
+    from jinja2 import DictLoader, Environment, TemplateRuntimeError
+
+    from goatkit_asgi.web.templates import PluginTemplates
+
+    platform = make_platform(static_prefix="/ext")
+    env = Environment(
+        loader=DictLoader(
+            {
+                "host.html": "{{ goatkit_static('a b.css', plugin='site') }}",
+                "bad.html": "{{ goatkit_static('a.css') }}",
+            }
+        ),
+        enable_async=True,
+    )
+    templates = PluginTemplates(platform, env=env)
+    assert client_render(templates, "host.html") == "/ext/site/static/a%20b.css"
+    with pytest.raises(TemplateRuntimeError, match="outside a plugin template"):
+        client_render(templates, "bad.html")
+
+
+def client_render(templates: Any, name: str) -> str:
+    import anyio
+
+    async def render() -> str:
+        return str(await templates.render(name, {}, None))
+
+    return anyio.run(render)
+
+
+def test_widgets_follow_location_and_permission_and_a_broken_one_reports_its_error(
+    client: TestClient,
+) -> None:
+    from goatkit_asgi.web.templates import PluginTemplates
+
+    platform = platform_of(client)
+    templates = PluginTemplates(platform)
+
+    def request(perms: str) -> Request:
+        headers = [(b"x-perms", perms.encode())]
+        return Request({"type": "http", "headers": headers, "path": "/", "root_path": ""})
+
+    portal = client.portal
+    assert portal is not None
+    seen = portal.call(platform.widgets, request(""))
+    assert [(w.id, w.location) for w in seen] == [("broken", "dashboard"), ("side", "sidebar")]
+    seen = portal.call(lambda: platform.widgets(request("site.secret"), location="dashboard"))
+    assert [w.id for w in seen] == ["broken", "hidden"]
+    rendered = portal.call(lambda: templates.render_widgets(request(""), location="dashboard"))
+    (broken,) = rendered
+    assert broken.plugin == "site" and broken.title == "Broken" and broken.html == ""
+    assert broken.error is not None and "a widget answers" in broken.error
+
+
 def test_raw_response_result(client: TestClient) -> None:
     r = client.post(
         "/site/echo",
