@@ -37,7 +37,9 @@
  * - JSON writing into a gk_buf: gk_json_object_begin/end, gk_json_key,
  *   gk_json_string/cstr/int/double/bool/null/raw (commas are automatic)
  * - JSON reading of top-level fields: gk_json_find, gk_json_get_string/int/
- *   double/bool, gk_json_decode_string
+ *   double/bool, gk_json_decode_string; arrays and objects member by member:
+ *   gk_json_iter_begin, gk_json_iter_next
+ * - database: gk_db_dialect (SQLite or PostgreSQL)
  * - host: gk_host_call, gk_host_call_json, gk_last_error, gk_log*, gk_logf,
  *   gk_cache_set, gk_cache_get, gk_config_get
  * - results: gk_return_json/cstr/buf/error/empty, gk_return_static
@@ -840,6 +842,66 @@ static inline int gk_json_get_bool(const char *json, size_t len, const char *key
     return 1;
 }
 
+/* Walking arrays and objects member by member: db_query answers with an
+ * array of row objects.
+ *
+ *     gk_json_iter it; gk_slice key, row; int type;
+ *     if (gk_json_iter_begin(&it, rows, len, '[')) {
+ *         while (gk_json_iter_next(&it, &key, &row, &type)) { ... }
+ *     }
+ */
+typedef struct gk_json_iter {
+    const char *p, *end;
+    int is_object, first;
+} gk_json_iter;
+
+/* Starts walking json, which must be an array (open '[') or an object ('{').
+ * Returns 0 when it is something else (db_query's `null` for zero rows too). */
+static inline int gk_json_iter_begin(gk_json_iter *it, const char *json, size_t len, char open) {
+    const char *end = json + len;
+    const char *p = gk__json_ws(json, end);
+    if (p >= end || *p != open) return 0;
+    it->p = p + 1;
+    it->end = end;
+    it->is_object = open == '{';
+    it->first = 1;
+    return 1;
+}
+
+/* The next member: value gets its raw JSON text and type, and for an object
+ * key gets the raw key literal (quotes included; key may be NULL for
+ * arrays). Returns 0 at the end, or when the text is malformed. */
+static inline int gk_json_iter_next(gk_json_iter *it, gk_slice *key, gk_slice *value,
+                                    int *type) {
+    const char *p = gk__json_ws(it->p, it->end), *start;
+    if (p >= it->end || *p == (it->is_object ? '}' : ']')) return 0;
+    if (!it->first) {
+        if (*p != ',') return 0;
+        p = gk__json_ws(p + 1, it->end);
+    }
+    it->first = 0;
+    if (it->is_object) {
+        if (p >= it->end || *p != '"') return 0;
+        start = p;
+        p = gk__json_skip_string(p, it->end);
+        if (!p) return 0;
+        if (key) {
+            key->ptr = start;
+            key->len = (size_t)(p - start);
+        }
+        p = gk__json_ws(p, it->end);
+        if (p >= it->end || *p != ':') return 0;
+        p = gk__json_ws(p + 1, it->end);
+    }
+    start = p;
+    p = gk__json_skip_value(p, it->end, type);
+    if (!p) return 0;
+    value->ptr = start;
+    value->len = (size_t)(p - start);
+    it->p = p;
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Logging                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -1001,6 +1063,33 @@ static inline int gk_config_get(const char *key, gk_buf *result) {
     ok = !args.oom && gk_host_call("config_get", args.data, args.len, result);
     gk_buf_free(&args);
     return ok;
+}
+
+/* Which database db_query and db_exec reach, for the SQL that differs (DDL,
+ * full-text search, date arithmetic): GK_DB_SQLITE or GK_DB_POSTGRES, or
+ * GK_DB_UNKNOWN when the probe failed for another reason (no database, a
+ * timeout). The answer is remembered for the instance's lifetime. */
+enum { GK_DB_UNKNOWN = 0, GK_DB_SQLITE = 1, GK_DB_POSTGRES = 2 };
+
+static inline int gk_db_dialect(void) {
+    static int dialect = GK_DB_UNKNOWN;
+    static const char probe[] = "{\"query\":\"SELECT sqlite_version() AS v\"}";
+    char *res, *err;
+    size_t n, en;
+    if (dialect != GK_DB_UNKNOWN) return dialect;
+    if (gk_host_call_json_n("db_query", probe, sizeof probe - 1, &res, &n)) {
+        gk_free(res);
+        return dialect = GK_DB_SQLITE;
+    }
+    /* PostgreSQL has no sqlite_version(): the server refuses the statement. */
+    if (gk_last_error(&err, &en)) {
+        gk_buf code = GK_BUF_INIT;
+        if (gk_json_get_string(err, en, "code", &code) && strcmp(code.data, "sql_error") == 0)
+            dialect = GK_DB_POSTGRES;
+        gk_buf_free(&code);
+        gk_free(err);
+    }
+    return dialect;
 }
 
 /* ------------------------------------------------------------------------ */
