@@ -53,62 +53,6 @@ static const char COUNTS_QUERY[] =
     "\"args\":[]}";
 
 /* ------------------------------------------------------------------------ */
-/* Walking JSON arrays and objects                                          */
-/* ------------------------------------------------------------------------ */
-
-/* The SDK reads the fields of one object; db_query answers with an array of
- * rows and the digest keeps its counts in an object, so both are walked
- * here member by member, with the SDK's own scanners for strings and values. */
-typedef struct json_iter {
-    const char *p, *end;
-    int is_object, first;
-} json_iter;
-
-/* Starts walking json, which must be an array (open '[') or an object ('{').
- * Returns 0 when it is something else. */
-static int iter_begin(json_iter *it, const char *json, size_t len, char open) {
-    const char *end = json + len;
-    const char *p = gk__json_ws(json, end);
-    if (p >= end || *p != open) return 0;
-    it->p = p + 1;
-    it->end = end;
-    it->is_object = open == '{';
-    it->first = 1;
-    return 1;
-}
-
-/* The next member: value gets its raw JSON text and type, and for an object
- * key gets the raw key literal (quotes included). Returns 0 at the end, or
- * when the text is malformed. */
-static int iter_next(json_iter *it, gk_slice *key, gk_slice *value, int *type) {
-    const char *p = gk__json_ws(it->p, it->end), *start;
-    if (p >= it->end || *p == (it->is_object ? '}' : ']')) return 0;
-    if (!it->first) {
-        if (*p != ',') return 0;
-        p = gk__json_ws(p + 1, it->end);
-    }
-    it->first = 0;
-    if (it->is_object) {
-        if (p >= it->end || *p != '"') return 0;
-        start = p;
-        p = gk__json_skip_string(p, it->end);
-        if (!p) return 0;
-        key->ptr = start;
-        key->len = (size_t)(p - start);
-        p = gk__json_ws(p, it->end);
-        if (p >= it->end || *p != ':') return 0;
-        p = gk__json_ws(p + 1, it->end);
-    }
-    start = p;
-    p = gk__json_skip_value(p, it->end, type);
-    if (!p) return 0;
-    value->ptr = start;
-    value->len = (size_t)(p - start);
-    it->p = p;
-    return 1;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Host errors                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -175,7 +119,7 @@ static void log_failure(const char *what, const char *err, size_t len) {
  * members "counts" and "open" of out. Returns 0 if rows are not rows. */
 static int append_counts(gk_buf *out, const char *rows, size_t len) {
     gk_buf counts = GK_BUF_INIT, state = GK_BUF_INIT;
-    json_iter it;
+    gk_json_iter it;
     gk_slice key, row;
     int type, ok = 1;
     int64_t open = 0;
@@ -183,8 +127,8 @@ static int append_counts(gk_buf *out, const char *rows, size_t len) {
     gk_json_object_begin(&counts);
     if ((size_t)(rows + len - p) >= 4 && memcmp(p, "null", 4) == 0) {
         /* GoatKit's answer for zero rows: no tickets at all. */
-    } else if (iter_begin(&it, rows, len, '[')) {
-        while (iter_next(&it, &key, &row, &type)) {
+    } else if (gk_json_iter_begin(&it, rows, len, '[')) {
+        while (gk_json_iter_next(&it, &key, &row, &type)) {
             int64_t n;
             if (type != GK_JSON_OBJECT || !gk_json_get_int(row.ptr, row.len, "n", &n)) {
                 ok = 0;
@@ -377,14 +321,14 @@ static void append_error(gk_buf *b, const gk_buf *d, const char *key, int html) 
 /* The digest d as an HTML fragment for the host layout. */
 static void render_html(gk_buf *b, const gk_buf *d) {
     gk_slice counts, status, key, value;
-    json_iter it;
+    gk_json_iter it;
     int type, cached = 0;
     gk_buf_append_cstr(b, "<section class=\"card desk-digest\">\n<h1>Helpdesk digest</h1>\n");
     if (gk_json_find(d->data, d->len, "counts", &counts) == GK_JSON_OBJECT &&
-        iter_begin(&it, counts.ptr, counts.len, '{')) {
+        gk_json_iter_begin(&it, counts.ptr, counts.len, '{')) {
         gk_buf_append_cstr(b, "<table class=\"digest-counts\">\n"
                               "<tr><th>State</th><th>Tickets</th></tr>\n");
-        while (iter_next(&it, &key, &value, &type)) {
+        while (gk_json_iter_next(&it, &key, &value, &type)) {
             gk_buf_append_cstr(b, "<tr><td>");
             append_value(b, key.ptr, key.len, 1);
             gk_buf_append_cstr(b, "</td><td>");
@@ -422,12 +366,12 @@ static void render_html(gk_buf *b, const gk_buf *d) {
 /* The digest d as the plain text of the email; counts must be present. */
 static void render_text(gk_buf *b, const gk_buf *d) {
     gk_slice counts, status, key, value;
-    json_iter it;
+    gk_json_iter it;
     int type;
     gk_buf_append_cstr(b, "Helpdesk digest\n\nTickets by state:\n");
     if (gk_json_find(d->data, d->len, "counts", &counts) == GK_JSON_OBJECT &&
-        iter_begin(&it, counts.ptr, counts.len, '{')) {
-        while (iter_next(&it, &key, &value, &type)) {
+        gk_json_iter_begin(&it, counts.ptr, counts.len, '{')) {
+        while (gk_json_iter_next(&it, &key, &value, &type)) {
             gk_buf_append_cstr(b, "  ");
             append_value(b, key.ptr, key.len, 0);
             gk_buf_append_cstr(b, ": ");
