@@ -10,6 +10,8 @@ import pytest
 
 from goatkit_asgi import Platform
 
+pytest_plugins = ["tests.browser"]  # the browser_page fixture
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -13,7 +13,6 @@ import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,67 +20,16 @@ import httpx
 import pytest
 
 from goatkit_asgi.demo.app import build_app
+from tests.browser import BROWSER_MARKS
 from tests.fixtures.wat import REGISTRATION, make_plugin
 from tests.web.server import serve
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SCREENSHOT = ROOT / "docs" / "admin-list.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1200, "height": 760})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            errors: list[str] = []
-            failed: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on(
-                "console",
-                lambda msg: (
-                    errors.append(msg.text)
-                    if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-                    else None
-                ),
-            )
-            page.on(
-                "response",
-                lambda r: (
-                    failed.append(r.url)
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico")
-                    else None
-                ),
-            )
-            yield page
-            # no script errors, no Content-Security-Policy violations, no broken requests
-            assert errors == []
-            assert failed == []
-        finally:
-            browser.close()
 
 
 def package(tmp_path: Path) -> Path:
