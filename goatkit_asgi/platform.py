@@ -1427,6 +1427,10 @@ class Platform:
         for _priority, name, handler in sorted(targets):
             try:
                 value = await self.call(name, handler, payload if payload is not None else {})
+            except PluginReportedError as exc:
+                # The plugin's own answer (a hook refusing a change): its normal behaviour.
+                self.logs.log(name, "info", f"hook {hook} refused: {exc.detail}")
+                results.append(HookResult(name, None, exc))
             except GoatKitError as exc:
                 self.logs.log(name, "error", f"hook {hook} failed: {exc.message}")
                 results.append(HookResult(name, None, exc))

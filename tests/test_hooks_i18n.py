@@ -60,6 +60,8 @@ async def test_a_hook_that_answers_an_error_refuses_and_a_failed_call_does_not(
         assert alpha.refusal == "closed cannot go to new"
         assert "alpha: echo failed: closed cannot go to new" in alpha.error.message
         assert bravo.refusal is None and isinstance(bravo.error, PluginCrashed)
+        (logged,) = [r for r in platform.logs.records("alpha") if "after_save" in r.message]
+        assert logged.level == "info" and "refused: closed cannot go to new" in logged.message
         ok, _ = await platform.fire_hook("after_save", {"entity": "ticket"})
         assert ok.ok and ok.refusal is None
 
