@@ -1,8 +1,8 @@
 """The C plugins built with the SDK: sources, committed modules and the ABI they expose.
 
-Four modules are committed next to their C source: the example plugins (``examples/hello-wasm``,
-``examples/desk-digest``), the GoatKit compatibility fixture (``tests/fixtures/goatkit-compat``)
-and the benchmark echo (``benchmarks/plugins/echo``). Their builds are reproducible, so the tests
+Modules are committed next to their C source: the first-party plugins (``plugins/*``), the
+example plugins (``examples/hello-wasm``, ``examples/desk-digest``), the GoatKit compatibility
+fixture (``tests/fixtures/goatkit-compat``) and the benchmark echo (``benchmarks/plugins/echo``). Their builds are reproducible, so the tests
 rebuild each one with its own ``build.sh`` and require the very same bytes: a source edited
 without rebuilding (or the reverse) fails here. The Extism baseline of the benchmarks is WAT and
 is checked by running it under the ``extism`` package.
@@ -38,6 +38,9 @@ GK_IMPORTS = {
     "log": "(i32, i32, i32) -> ()",
     "last_error": "() -> (i64)",
 }
+
+
+GK_ALL = ("host_call", "log", "last_error")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ PLUGINS = [
         "plugin.wasm",
         "_initialize",
         ("host_call", "log", "last_error"),
+    ),
+    *(
+        CPlugin(name, ROOT / "plugins" / name, "plugin.wasm", "_initialize", GK_ALL)
+        for name in ("stats", "faq", "calendar", "process")
     ),
 ]
 

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
+import logging
 import os
 import secrets
 import socket
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 import databases
@@ -39,11 +41,13 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from .. import __version__
+from ..errors import GoatKitError
 from ..platform import Platform
 from ..web.middleware import GoatKitMiddleware
 from ..web.templates import PluginTemplates
 
 HERE = Path(__file__).parent
+logger = logging.getLogger("goatkit.demo")
 STATES = ("new", "open", "pending", "closed")
 
 SEED = [
@@ -55,15 +59,39 @@ SEED = [
     ("Coffee machine out of order", "facilities", "low", "closed"),
 ]
 
+#: Older tickets for the statistics: (title, queue, priority, days ago created, hours to close
+#: or None while open). Fixed, so every demo shows the same shape of history.
+HISTORY = [
+    ("Monitor flickers", "hardware", "normal", 27, 20.0),
+    ("Shared drive is full", "network", "high", 26, 6.0),
+    ("Licence for the design tool", "accounts", "low", 25, 52.0),
+    ("Badge does not open the garage", "facilities", "normal", 23, 3.5),
+    ("Phishing mail reported", "email", "high", 22, 1.0),
+    ("Wi-Fi slow in meeting room 4", "network", "normal", 20, 30.0),
+    ("Keyboard missing keys", "hardware", "low", 19, 72.0),
+    ("Calendar invites go to spam", "email", "normal", 17, 9.0),
+    ("Access to the finance folder", "accounts", "normal", 16, 2.0),
+    ("Projector remote lost", "facilities", "low", 14, 26.0),
+    ("Laptop battery swells", "hardware", "high", 13, 4.0),
+    ("VPN certificate expired", "network", "high", 11, 1.5),
+    ("Mailbox over quota", "email", "normal", 10, 12.0),
+    ("Two-factor reset", "accounts", "high", 9, 0.5),
+    ("Heating in room 2.14", "facilities", "normal", 8, None),
+    ("Docking station not detected", "hardware", "normal", 7, 48.0),
+]
 
-# What the demo grants desk-digest: exactly what its manifest asks for.
-DIGEST_GRANTS = {
-    "db": {"read": ["tickets"]},
-    "http": {"hosts": ["127.0.0.1"]},
-    "email": True,
-    "jobs": True,
+# What the demo grants its plugins: exactly what each manifest asks for (faq and process work on
+# their own tables only, which needs no grant).
+GRANTS: dict[str, dict[str, object]] = {
+    "desk-digest": {
+        "db": {"read": ["tickets"]},
+        "http": {"hosts": ["127.0.0.1"]},
+        "email": True,
+        "jobs": True,
+    },
+    "stats": {"db": {"read": ["tickets"]}, "email": True, "jobs": True},
+    "calendar": {"email": True, "jobs": True},
 }
-
 
 # Demo only: a fixed key signs the demo's session cookie, and the login below takes one fixed
 # user. A real host uses its own sign-in and a secret key of its own.
@@ -165,30 +193,174 @@ def prepare_plugins_dir(data_dir: Path) -> Path:
 
 
 async def _create_and_seed(database: databases.Database) -> None:
-    """The tickets table, with the sample tickets when it is empty."""
+    """The tickets table, with the sample tickets and their history when it is empty."""
     await database.execute(
         "CREATE TABLE IF NOT EXISTS tickets (id INTEGER PRIMARY KEY, title TEXT NOT NULL, "
         "queue TEXT NOT NULL, priority TEXT NOT NULL, state TEXT NOT NULL, "
         "created_at TEXT NOT NULL, closed_at TEXT)"
     )
-    if not await database.fetch_val("SELECT COUNT(*) FROM tickets"):
-        now = dt.datetime.now(dt.UTC)
-        for i, (title, queue, priority, state) in enumerate(SEED):
-            created = now - dt.timedelta(days=len(SEED) - i)
-            await database.execute(
-                "INSERT INTO tickets (title, queue, priority, state, created_at, closed_at) "
-                "VALUES (:t, :q, :p, :s, :c, :x)",
+    if await database.fetch_val("SELECT COUNT(*) FROM tickets"):
+        return
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rows: list[tuple[str, str, str, str, dt.datetime, dt.datetime | None]] = []
+    for i, (title, queue, priority, state) in enumerate(SEED):
+        created = now - dt.timedelta(days=len(SEED) - i)
+        closed = created + dt.timedelta(hours=5) if state == "closed" else None
+        rows.append((title, queue, priority, state, created, closed))
+    for title, queue, priority, days, hours in HISTORY:
+        created = now - dt.timedelta(days=days, hours=days % 5)
+        closed = created + dt.timedelta(hours=hours) if hours is not None else None
+        rows.append((title, queue, priority, "closed" if closed else "open", created, closed))
+    for title, queue, priority, state, created, closed in rows:
+        await database.execute(
+            "INSERT INTO tickets (title, queue, priority, state, created_at, closed_at) "
+            "VALUES (:t, :q, :p, :s, :c, :x)",
+            {
+                "t": title,
+                "q": queue,
+                "p": priority,
+                "s": state,
+                "c": created.isoformat(),
+                "x": closed.isoformat() if closed else None,
+            },
+        )
+
+
+FAQ_SEED = {
+    "Accounts": [
+        (
+            "How do I reset my password?",
+            "Open the self-service portal, choose 'Forgot password' and follow the link we mail "
+            "you. The link is valid for one hour.\n\nIf you use two-factor sign-in, keep your "
+            "phone at hand.",
+        ),
+        (
+            "How do I get access to a shared folder?",
+            "Ask the folder's owner to approve your request in the access portal. Access is "
+            "granted within one working day.",
+        ),
+    ],
+    "Network": [
+        (
+            "The VPN keeps dropping: what can I do?",
+            "Update the VPN client to the latest version and switch from Wi-Fi to a cable if you "
+            "can. If the VPN still drops every few minutes, open a ticket in the network queue "
+            "with the time it happened.",
+        ),
+        (
+            "Wi-Fi is slow in a meeting room",
+            "Meeting rooms have their own access point. Forget the network and reconnect; if it "
+            "stays slow, tell us the room number.",
+        ),
+    ],
+    "Hardware": [
+        (
+            "How do I order a new laptop?",
+            "Laptops are replaced every four years. Open a ticket in the hardware queue with your "
+            "manager's approval; delivery takes about a week.",
+        ),
+    ],
+}
+
+TICKET_WORKFLOW = {
+    "states": [
+        # laid out so that no two arrows cross
+        {"id": "new", "label": "New", "x": 40, "y": 150, "initial": True},
+        {"id": "open", "label": "Open", "x": 280, "y": 40},
+        {"id": "closed", "label": "Closed", "x": 280, "y": 270},
+        {"id": "pending", "label": "Pending", "x": 520, "y": 150},
+    ],
+    "transitions": [
+        {"from": "new", "to": "open", "label": "Start"},
+        {"from": "new", "to": "closed", "label": "Reject"},
+        {"from": "open", "to": "pending", "label": "Wait"},
+        {"from": "pending", "to": "open", "label": "Resume"},
+        {"from": "open", "to": "closed", "label": "Solve"},
+        {"from": "pending", "to": "closed", "label": "Solve"},
+        {"from": "closed", "to": "open", "label": "Reopen"},
+    ],
+}
+
+
+async def _seed_plugins(platform: Platform, database: databases.Database) -> None:
+    """Give the first-party plugins their demo content, once (through their own functions)."""
+    await database.execute(
+        "CREATE TABLE IF NOT EXISTS demo_seeded (plugin TEXT PRIMARY KEY, at TEXT NOT NULL)"
+    )
+    done = {r["plugin"] for r in await database.fetch_all("SELECT plugin FROM demo_seeded")}
+
+    async def seed(plugin: str, work: Any) -> None:
+        if plugin in done or plugin not in platform.plugins:
+            return
+        try:
+            await work()
+        except GoatKitError as exc:
+            logger.warning("demo: could not seed %s: %s", plugin, exc)
+            return
+        await database.execute(
+            "INSERT INTO demo_seeded (plugin, at) VALUES (:p, :a)",
+            {"p": plugin, "a": dt.datetime.now(dt.UTC).isoformat()},
+        )
+
+    async def faq() -> None:
+        for category, articles in FAQ_SEED.items():
+            await platform.call("faq", "save_category", {"name": category})
+            for title, body in articles:
+                article = {"title": title, "body": body, "category": category, "published": True}
+                await platform.call("faq", "save_article", article)
+        draft = {
+            "title": "Printer troubleshooting (draft)",
+            "body": "Work in progress: not visible in the portal until published.",
+            "category": "Hardware",
+            "published": False,
+        }
+        await platform.call("faq", "save_article", draft)
+
+    async def calendar() -> None:
+        today = dt.datetime.now(dt.UTC).date()
+        monday = today - dt.timedelta(days=today.weekday())
+        appointments = [
+            ("Team stand-up", monday + dt.timedelta(days=1), "09:30", 30, "Europe/Berlin"),
+            ("Laptop hand-over with Ada", today + dt.timedelta(days=1), "14:00", 45, "UTC"),
+            ("Network maintenance window", monday + dt.timedelta(days=5), "22:00", 120, "UTC"),
+            ("Vendor call (New York)", today + dt.timedelta(days=3), "10:00", 60,
+             "America/New_York"),
+            ("Quarterly review", today + dt.timedelta(days=12), "11:00", 90, "Europe/Berlin"),
+        ]  # fmt: skip
+        for title, day, at, minutes, zone in appointments:
+            local = dt.datetime.combine(day, dt.time.fromisoformat(at), ZoneInfo(zone))
+            end = local + dt.timedelta(minutes=minutes)
+            await platform.call(
+                "calendar",
+                "create_appointment",
                 {
-                    "t": title,
-                    "q": queue,
-                    "p": priority,
-                    "s": state,
-                    "c": created.isoformat(),
-                    "x": (created + dt.timedelta(hours=5)).isoformat()
-                    if state == "closed"
-                    else None,
+                    "title": title,
+                    "start": local.isoformat(),
+                    "end": end.isoformat(),
+                    "tzid": zone,
+                    "location": "Room 2.14" if zone != "America/New_York" else "Phone",
+                    "attendee_email": "team@example.com",
+                    "remind_minutes": 30,
                 },
             )
+
+    async def process() -> None:
+        workflow = {
+            "name": "Helpdesk tickets",
+            "entity": "ticket",
+            "definition": TICKET_WORKFLOW,
+            "active": True,
+        }
+        await platform.call("process", "save_workflow", workflow)
+
+    await seed("faq", faq)
+    await seed("calendar", calendar)
+    await seed("process", process)
+
+
+def _quiet(value: object) -> bool:
+    """A hook answer with nothing to tell the user: the workflow plugin's plain approval."""
+    return isinstance(value, dict) and value.get("ok") is True and set(value) <= {"ok", "workflow"}
 
 
 def build_app(
@@ -206,7 +378,7 @@ def build_app(
         prepare_plugins_dir(data_dir),
         state_dir=data_dir / "state",
         database_url=database_url,  # plugins read the helpdesk's own tables, as granted
-        grants={"desk-digest": DIGEST_GRANTS},
+        grants=GRANTS,
         plugin_config={"desk-digest": {"status_url": f"{base_url.rstrip('/')}/status.json"}},
         smtp={
             "host": "127.0.0.1",
@@ -242,6 +414,7 @@ def build_app(
                 "open_count": sum(1 for r in rows if r["state"] != "closed"),
                 "plugins": list(platform.plugins.values()),
                 "user_name": "Demo User",
+                "widgets": await templates.render_widgets(request, location="dashboard"),
             },
         )
 
@@ -251,7 +424,11 @@ def build_app(
 
     async def ticket(request: Request) -> Response:
         ticket_id = request.path_params["ticket_id"]
+        row = await database.fetch_one("SELECT * FROM tickets WHERE id = :id", {"id": ticket_id})
+        if row is None:
+            return Response("no such ticket", status_code=404)
         notes: list[str] = []
+        refusals: list[str] = []
         if request.method == "POST":
             form = await request.form()
             state = str(form.get("state", ""))
@@ -262,16 +439,37 @@ def build_app(
                     {"state": state, "closed": closed, "id": ticket_id},
                 )
                 results = await platform.fire_hook(
-                    "after_save", {"entity": "ticket", "id": ticket_id, "state": state}
+                    "after_save",
+                    {
+                        "entity": "ticket",
+                        "id": ticket_id,
+                        "state": state,
+                        "previous_state": row["state"],
+                    },
                 )
-                notes = [f"{r.plugin}: {r.value if r.ok else r.error}" for r in results]
-                if not notes:
+                refusals = [f"{r.plugin}: {r.refusal}" for r in results if r.refusal]
+                if refusals:
+                    # A plugin refused the change (the workflow forbids it): undo the save.
+                    await database.execute(
+                        "UPDATE tickets SET state = :state, closed_at = :closed WHERE id = :id",
+                        {"state": row["state"], "closed": row["closed_at"], "id": ticket_id},
+                    )
+                notes = [
+                    f"{r.plugin}: {r.value if r.ok else r.error}"
+                    for r in results
+                    if not r.refusal and not (r.ok and _quiet(r.value))
+                ]
+                if not notes and not refusals:
                     return RedirectResponse(request.url.path, status_code=303)
-        row = await database.fetch_one("SELECT * FROM tickets WHERE id = :id", {"id": ticket_id})
-        if row is None:
-            return Response("no such ticket", status_code=404)
+            row = await database.fetch_one(
+                "SELECT * FROM tickets WHERE id = :id", {"id": ticket_id}
+            )
+            assert row is not None
         return await templates.TemplateResponse(
-            request, "ticket.html", {"ticket": row, "states": STATES, "notes": notes}
+            request,
+            "ticket.html",
+            {"ticket": row, "states": STATES, "notes": notes, "refusals": refusals},
+            status_code=409 if refusals else 200,
         )
 
     async def status(request: Request) -> Response:
@@ -317,6 +515,7 @@ def build_app(
             await database.connect()
             try:
                 await _create_and_seed(database)
+                await _seed_plugins(platform, database)
                 yield
             finally:
                 await database.disconnect()
