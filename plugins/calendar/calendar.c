@@ -487,7 +487,7 @@ static const char DDL_SQLITE[] =
     "start_utc TEXT NOT NULL, end_utc TEXT NOT NULL, tzid TEXT NOT NULL, "
     "start_local TEXT NOT NULL, end_local TEXT NOT NULL, offset_minutes INTEGER NOT NULL, "
     "end_offset_minutes INTEGER NOT NULL, attendee_email TEXT, "
-    "remind_minutes INTEGER NOT NULL DEFAULT 0, reminded_at TEXT, "
+    "remind_minutes INTEGER NOT NULL DEFAULT 0, remind_at TEXT, reminded_at TEXT, "
     "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)";
 
 /* COLLATE "C": the text timestamps must compare byte by byte. */
@@ -500,13 +500,16 @@ static const char DDL_POSTGRES[] =
     "start_local TEXT COLLATE \"C\" NOT NULL, end_local TEXT COLLATE \"C\" NOT NULL, "
     "offset_minutes INTEGER NOT NULL, end_offset_minutes INTEGER NOT NULL, "
     "attendee_email TEXT, remind_minutes INTEGER NOT NULL DEFAULT 0, "
-    "reminded_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)";
+    "remind_at TEXT COLLATE \"C\", reminded_at TEXT, created_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL)";
 
 static const char *const INDEXES[] = {
     "CREATE INDEX IF NOT EXISTS calendar_appointments_start_local "
     "ON calendar_appointments (start_local)",
     "CREATE INDEX IF NOT EXISTS calendar_appointments_start_utc "
     "ON calendar_appointments (start_utc)",
+    "CREATE INDEX IF NOT EXISTS calendar_appointments_remind_at "
+    "ON calendar_appointments (remind_at)",
     "CREATE INDEX IF NOT EXISTS calendar_appointments_end_utc "
     "ON calendar_appointments (end_utc)",
 };
@@ -836,8 +839,11 @@ static void write_values(gk_buf *out, const appt_input *in) {
 
 /* Appends the columns shared by INSERT and UPDATE, in this order: title,
  * description, location, start_utc, end_utc, tzid, start_local, end_local,
- * offset_minutes, end_offset_minutes, attendee_email, remind_minutes. */
+ * offset_minutes, end_offset_minutes, attendee_email, remind_minutes,
+ * remind_at (when the reminder is due, so the job asks the database for
+ * exactly the due ones; NULL without a reminder). */
 static void append_columns(gk_buf *stmt, const appt_input *in) {
+    char remind_at[21];
     gk_json_string(stmt, buf_str(&in->title), in->title.len);
     gk_json_string(stmt, buf_str(&in->description), in->description.len);
     gk_json_string(stmt, buf_str(&in->location), in->location.len);
@@ -851,6 +857,11 @@ static void append_columns(gk_buf *stmt, const appt_input *in) {
     if (in->email.len) gk_json_string(stmt, in->email.data, in->email.len);
     else gk_json_null(stmt);
     gk_json_int(stmt, in->remind_minutes);
+    if (in->remind_minutes > 0 && in->email.len) {
+        fmt_utc(remind_at, in->start_t - in->remind_minutes * 60);
+        gk_json_cstr(stmt, remind_at);
+    } else
+        gk_json_null(stmt);
 }
 
 /* Inserts a valid input; uid (gk_buf) gets the new UID, *id the new id.
@@ -887,8 +898,8 @@ static int insert_appointment(const appt_input *in, gk_buf *uid, int64_t *id) {
     sql_begin(&stmt,
               "INSERT INTO calendar_appointments (title, description, location, start_utc, "
               "end_utc, tzid, start_local, end_local, offset_minutes, end_offset_minutes, "
-              "attendee_email, remind_minutes, uid, created_at, updated_at) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+              "attendee_email, remind_minutes, remind_at, uid, created_at, updated_at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     append_columns(&stmt, in);
     gk_json_string(&stmt, buf_str(uid), uid->len);
     gk_json_cstr(&stmt, now);
@@ -1477,7 +1488,7 @@ static uint64_t fn_update_submit(const char *args, size_t len) {
               "UPDATE calendar_appointments SET title = ?, description = ?, location = ?, "
               "start_utc = ?, end_utc = ?, tzid = ?, start_local = ?, end_local = ?, "
               "offset_minutes = ?, end_offset_minutes = ?, attendee_email = ?, "
-              "remind_minutes = ?, reminded_at = CASE WHEN start_utc = ? AND "
+              "remind_minutes = ?, remind_at = ?, reminded_at = CASE WHEN start_utc = ? AND "
               "remind_minutes = ? AND COALESCE(attendee_email, '') = ? THEN reminded_at "
               "ELSE NULL END, updated_at = ? WHERE id = ?");
     append_columns(&stmt, &in);
@@ -1923,7 +1934,7 @@ static uint64_t fn_send_reminders(const char *args, size_t len) {
     gk_buf now_arg = GK_BUF_INIT, stmt = GK_BUF_INIT, rows = GK_BUF_INIT, out = GK_BUF_INIT,
            errors = GK_BUF_INIT, code = GK_BUF_INIT, message = GK_BUF_INIT, start = GK_BUF_INIT;
     int64_t now = now_epoch(), sent = 0, failed = 0;
-    char now_s[21], horizon[21];
+    char now_s[21];
     gk_json_iter it;
     gk_slice row;
     int type;
@@ -1940,13 +1951,12 @@ static uint64_t fn_send_reminders(const char *args, size_t len) {
     gk_buf_free(&now_arg);
     if (!ensure_schema()) return return_host_error("creating the calendar table");
     fmt_utc(now_s, now);
-    fmt_utc(horizon, now + (int64_t)MAX_REMIND * 60);
     sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments "
-                     "WHERE reminded_at IS NULL AND remind_minutes > 0 "
+                     "WHERE reminded_at IS NULL AND remind_at <= ? AND start_utc > ? "
                      "AND attendee_email IS NOT NULL AND attendee_email <> '' "
-                     "AND start_utc > ? AND start_utc <= ? ORDER BY start_utc, id LIMIT ?");
+                     "ORDER BY remind_at, id LIMIT ?");
     gk_json_cstr(&stmt, now_s);
-    gk_json_cstr(&stmt, horizon);
+    gk_json_cstr(&stmt, now_s);
     gk_json_int(&stmt, REMIND_BATCH);
     sql_end(&stmt);
     if (!db_query(&stmt, &rows)) {

@@ -1056,6 +1056,49 @@ async def test_send_reminders_mails_each_due_reminder_once(
     assert set(ids) == set(reminded)
 
 
+@pytest.mark.parametrize("helpdesk", ["sqlite"], indirect=True)  # the query is the same SQL
+async def test_a_due_reminder_is_found_behind_many_sooner_appointments(
+    plugin_platform: MakePlatform,
+    helpdesk: HelpdeskDB,
+    smtp: tuple[Collector, int],
+) -> None:
+    # 100 appointments start sooner, each with a 1-minute reminder (none due yet); the one that
+    # starts in five days asks for a week's notice, so it is due now.
+    collector, port = smtp
+    async with _reminder_platform(plugin_platform, port) as platform:
+        base = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+        for i in range(100):
+            start = base + timedelta(minutes=i)
+            await platform.call(
+                PLUGIN,
+                "create_appointment",
+                appointment(
+                    f"Slot {i}",
+                    _iso_z(start),
+                    _iso_z(start + timedelta(minutes=1)),
+                    "UTC",
+                    attendee_email="slots@example.com",
+                    remind_minutes=1,
+                ),
+            )
+        far = base + timedelta(days=5)
+        await platform.call(
+            PLUGIN,
+            "create_appointment",
+            appointment(
+                "Planning week",
+                _iso_z(far),
+                _iso_z(far + timedelta(hours=1)),
+                "UTC",
+                attendee_email="ada@example.com",
+                remind_minutes=7 * 24 * 60,
+            ),
+        )
+        out = await platform.call(PLUGIN, "send_reminders", {"now": "2030-03-04T09:00:00Z"})
+        assert (out["sent"], out["failed"]) == (1, 0)
+    assert [m.rcpt_tos for m in collector.messages] == [["ada@example.com"]]
+
+
 async def test_the_reminders_job_runs_on_the_scheduler(
     plugin_platform: MakePlatform,
     helpdesk: HelpdeskDB,
