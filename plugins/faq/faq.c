@@ -509,10 +509,31 @@ typedef struct word_list {
 } word_list;
 
 /* Bytes that make up a word: ASCII letters and digits, '_', '%', '-', and
- * everything non-ASCII (UTF-8 letters). Anything else separates words. */
+ * non-ASCII text (UTF-8 letters; see punct_len for the exceptions). */
 static int is_word_byte(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c == '_' || c == '%' || c == '-' || c >= 0x80;
+}
+
+/* The length of the UTF-8 punctuation or space at s[i], or 0: Latin-1's
+ * U+00A0..U+00BF (no-break space, guillemets, section sign, ...), General
+ * Punctuation U+2000..U+206F (dashes, curly quotes, ellipsis, ...) and CJK
+ * punctuation U+3000..U+303F separate words like ASCII punctuation does;
+ * other non-ASCII text is part of words. */
+static size_t punct_len(const char *s, size_t n, size_t i) {
+    const unsigned char *u = (const unsigned char *)s + i;
+    size_t left = n - i;
+    if (left >= 2 && u[0] == 0xC2 && u[1] >= 0xA0 && u[1] <= 0xBF) return 2;
+    if (left >= 3 && u[0] == 0xE2 && (u[1] == 0x80 || (u[1] == 0x81 && u[2] <= 0xAF))) return 3;
+    if (left >= 3 && u[0] == 0xE3 && u[1] == 0x80) return 3;
+    return 0;
+}
+
+/* How many bytes at s[i] separate words (0 inside a word). */
+static size_t separator_len(const char *s, size_t n, size_t i) {
+    size_t p = punct_len(s, n, i);
+    if (p) return p;
+    return is_word_byte((unsigned char)s[i]) ? 0 : 1;
 }
 
 /* Whether a word has a letter or digit (not just '_', '%', '-'). */
@@ -575,9 +596,9 @@ static void split_words(const char *s, size_t n, int max, int significant, word_
         size_t start, end, len, k;
         int j, dup = 0;
         char *w = out->text[out->n];
-        while (i < n && !is_word_byte((unsigned char)s[i])) i++;
+        while (i < n && (k = separator_len(s, n, i)) > 0) i += k;
         start = i;
-        while (i < n && is_word_byte((unsigned char)s[i])) i++;
+        while (i < n && separator_len(s, n, i) == 0) i++;
         end = i;
         while (start < end && s[start] == '-') start++;
         while (end > start && s[end - 1] == '-') end--;

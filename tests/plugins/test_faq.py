@@ -365,7 +365,26 @@ async def test_search_syntax_from_users_never_breaks_the_query(
         ids = await seed(platform)
         vpn_hits = [ids["vpn"], ids["wifi"]]
         # quoted words: FTS5 and tsquery operators and SQL are just text
-        for q in ['vpn"', '"vpn"', "vpn*", "(vpn", "vpn)", "^vpn", "-vpn", "{vpn}", "vpn'", "vpn:"]:
+        typographic = [
+            "\u201cvpn\u201d",
+            "vpn \u2013",
+            "\u00abvpn\u00bb",
+            "vpn\u2026",
+            "\u3010vpn\u3011",
+        ]
+        for q in [
+            'vpn"',
+            '"vpn"',
+            "vpn*",
+            "(vpn",
+            "vpn)",
+            "^vpn",
+            "-vpn",
+            "{vpn}",
+            "vpn'",
+            "vpn:",
+            *typographic,
+        ]:
             out = await platform.call(PLUGIN, "search", {"q": q})
             assert [item["id"] for item in out["items"]] == vpn_hits, q
         hostile = [
