@@ -788,6 +788,25 @@ static int set_active(int64_t id, int on) {
     return ok;
 }
 
+/* After workflow id may have moved to another entity: if it is active, the
+ * other active workflow of its (new) entity goes off, so one stays active. */
+static int keep_one_active(int64_t id) {
+    gk_buf req = GK_BUF_INIT, res = GK_BUF_INIT;
+    int ok;
+    query_begin(&req, "UPDATE process_workflows SET active = 0 "
+                      "WHERE id <> ? AND active = 1 "
+                      "AND entity = (SELECT entity FROM process_workflows WHERE id = ?) "
+                      "AND EXISTS (SELECT 1 FROM process_workflows WHERE id = ? AND active = 1)");
+    gk_json_int(&req, id);
+    gk_json_int(&req, id);
+    gk_json_int(&req, id);
+    query_end(&req);
+    ok = run("db_exec", &req, &res);
+    gk_buf_free(&req);
+    gk_buf_free(&res);
+    return ok;
+}
+
 /* Replaces the definition (and the name, if given) of workflow id. */
 static int update_workflow(int64_t id, const char *name, const gk_buf *def) {
     gk_buf req = GK_BUF_INIT, res = GK_BUF_INIT, sql = GK_BUF_INIT;
@@ -1473,6 +1492,7 @@ static uint64_t fn_save_workflow(const char *args, size_t len) {
     } else
         ok = insert_workflow(name.data, entity.data, &def, 0, &id);
     if (ok && (has_active || !has_id)) ok = set_active(id, active);
+    else if (ok) ok = keep_one_active(id);
     if (!ok) {
         r = return_host_error("saving a workflow");
         goto done;

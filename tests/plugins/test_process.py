@@ -469,6 +469,22 @@ def test_activation_switches_which_workflow_applies(
         assert page.status_code == 200 and page.url.path == "/process"
         assert fire(client, platform, reopen).value == {"ok": True, "workflow": None}
 
+        # moving the active "Changes" to tickets while "Helpdesk" is active there again: one
+        # active workflow per entity stays (the moved one, which was active)
+        client.post(f"/process/{helpdesk_id}/activate")
+        call(
+            client,
+            platform,
+            "save_workflow",
+            {"id": change_id, "name": "Changes", "entity": "ticket", "definition": HELPDESK},
+        )
+        actives = helpdesk.query("SELECT id, entity, active FROM process_workflows ORDER BY id")
+        assert [(r["entity"], r["active"]) for r in actives] == [
+            ("ticket", 0),
+            ("ticket", 0),
+            ("ticket", 1),
+        ]
+
         # unknown ids are a 404 page
         for action in ("activate", "deactivate", "delete"):
             missing = client.post(f"/process/999/{action}")
