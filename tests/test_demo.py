@@ -262,6 +262,11 @@ def test_demo_shows_the_first_party_plugins_on_seeded_data(tmp_path: Path) -> No
         assert "Ticket 3 cannot go from &#34;Closed&#34; to &#34;New&#34;" in refused.text
         assert "<option selected>closed</option>" in refused.text
         assert "<option selected>closed</option>" in client.get("/tickets/3").text
+        # saving a closed ticket as closed keeps the time it was closed (the statistics use it)
+        before = client.get("/tickets/6")
+        assert " · closed " in before.text
+        client.post("/tickets/6", data={"state": "closed"})
+        assert before.text == client.get("/tickets/6").text
         reopened = client.post("/tickets/3", data={"state": "open"})  # closed -> open: allowed
         assert reopened.status_code == 200 and "<option selected>open</option>" in reopened.text
         assert "Not saved" not in reopened.text

@@ -433,7 +433,10 @@ def build_app(
             form = await request.form()
             state = str(form.get("state", ""))
             if state in STATES:
-                closed = dt.datetime.now(dt.UTC).isoformat() if state == "closed" else None
+                # closed_at is when the ticket was closed: saving it closed again keeps it
+                closed = None
+                if state == "closed":
+                    closed = row["closed_at"] or dt.datetime.now(dt.UTC).isoformat()
                 await database.execute(
                     "UPDATE tickets SET state = :state, closed_at = :closed WHERE id = :id",
                     {"state": state, "closed": closed, "id": ticket_id},
