@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -44,6 +45,8 @@ logger = logging.getLogger("goatkit.web")
 
 #: Request bodies larger than this are refused (413) before they reach a plugin.
 MAX_BODY_BYTES = 1024 * 1024
+# Methods a page of another site may send to plugin routes (they must not change anything).
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -102,6 +105,13 @@ class GoatKitMiddleware:
 
     ``templates`` renders ``{"template": ...}`` results and wraps ``{"html": ...}`` results in
     the host layout; by default a :class:`PluginTemplates` with the built-in layout.
+
+    A plugin route called with POST, PUT, PATCH or DELETE from a page of another site is refused
+    (403) before the plugin runs, so a plugin's forms cannot be submitted by a hostile page in a
+    signed-in user's browser (cross-site request forgery). Browsers say where a request comes
+    from (``Sec-Fetch-Site``, ``Origin``); a request that says nothing (a script, ``curl``) is
+    not a browser's and passes. ``trusted_origins`` (``"https://app.example.com"``) lists other
+    sites whose pages may post to plugin routes.
     """
 
     def __init__(
@@ -111,11 +121,13 @@ class GoatKitMiddleware:
         *,
         templates: PluginTemplates | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        trusted_origins: Sequence[str] = (),
     ) -> None:
         self.app = app
         self.platform = platform
         self.templates = templates
         self.max_body_bytes = max_body_bytes
+        self.trusted_origins = frozenset(o.rstrip("/").lower() for o in trusted_origins)
         self._static_prefix = platform.settings.static_prefix + "/"
         self._static_apps: dict[str, StaticFiles] = {}
         self._table = _RouteTable([], -1)
@@ -278,6 +290,16 @@ class GoatKitMiddleware:
             raise PluginNotFound(f"no plugin named {plugin!r}", plugin=plugin)
         if state is PluginState.DISABLED:
             raise PluginDisabled(f"{plugin}: the plugin is disabled", plugin=plugin)
+        if request.method not in _SAFE_METHODS:
+            foreign = self._foreign_origin(request)
+            if foreign is not None:
+                raise PermissionDenied(
+                    f"{plugin}: {route.method} {route.path} was sent by a page of another site "
+                    f"({foreign}) and is refused (cross-site request forgery); submit it from "
+                    "this site, or list that site in the middleware's trusted_origins",
+                    plugin=plugin,
+                    code="cross_site",
+                )
         if not await platform.allowed(request, route.permission):
             raise PermissionDenied(
                 f"{plugin}: {route.method} {route.path} needs the permission "
@@ -301,6 +323,24 @@ class GoatKitMiddleware:
             # The plugin's bytes are valid JSON already: relay them instead of encoding again.
             return Response(raw, media_type="application/json")
         return await self._to_response(request, plugin, route.handler, result)
+
+    def _foreign_origin(self, request: Request) -> str | None:
+        """The other site a browser says this request comes from, or None if it is this one."""
+        headers = request.headers
+        origin = headers.get("origin", "").rstrip("/").lower()
+        if origin and origin in self.trusted_origins:
+            return None
+        fetch_site = headers.get("sec-fetch-site", "").lower()
+        if fetch_site and fetch_site not in ("same-origin", "none"):
+            return origin or fetch_site
+        if not origin:
+            return None
+        if origin == "null":  # a sandboxed frame, a file: page or a redirect across sites
+            return "an opaque origin"
+        host = headers.get("host", "").lower()
+        if host and origin.partition("://")[2] == host:
+            return None  # the scheme may differ behind a TLS-terminating proxy
+        return origin
 
     async def _request_args(
         self, request: Request, params: dict[str, Any]

@@ -146,6 +146,52 @@ def test_json_and_form_bodies_become_fields(client: TestClient) -> None:
     assert text["_body"] == "plain words"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site", "origin": "https://sub.testserver"},
+        {"origin": "http://testserver.evil.example"},
+    ],
+)
+def test_a_page_of_another_site_cannot_post_to_plugin_routes(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    r = client.post("/site/echo", json={"x": 1}, headers=headers)
+    assert r.status_code == 403, headers
+    error = r.json()["error"]
+    assert error["code"] == "cross_site"
+    assert "another site" in error["message"] and "trusted_origins" in error["message"]
+    # reading is not refused: a link from another site still opens the page
+    assert client.get("/site/echo", headers=headers).status_code == 200
+    assert platform_of(client).logs.records("site") == []  # the plugin never ran
+
+
+def test_same_site_and_non_browser_posts_pass_and_trusted_origins_too(
+    site: Path, make_platform: MakePlatform
+) -> None:
+    same = [
+        {},  # not a browser: no Origin, no Sec-Fetch-Site
+        {"origin": "http://testserver"},
+        {"origin": "https://testserver"},  # TLS ended at a proxy
+        {"sec-fetch-site": "same-origin", "origin": "http://testserver"},
+        {"sec-fetch-site": "none"},  # typed into the address bar
+    ]
+    platform = make_platform()
+    app = GoatKitMiddleware(
+        Starlette(), platform=platform, trusted_origins=["https://app.example/"]
+    )
+    with TestClient(app) as client:
+        for headers in same:
+            assert client.post("/site/echo", json={}, headers=headers).status_code == 200, headers
+        trusted = {"origin": "https://APP.example", "sec-fetch-site": "cross-site"}
+        assert client.post("/site/echo", json={}, headers=trusted).status_code == 200
+        other = {"origin": "https://other.example"}
+        assert client.post("/site/echo", json={}, headers=other).status_code == 403
+
+
 def test_bad_and_oversized_bodies_are_refused(client: TestClient) -> None:
     r = client.post("/site/echo", content=b"{nope", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
