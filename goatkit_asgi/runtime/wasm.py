@@ -208,22 +208,34 @@ class _RawCaller:
 
 
 class EpochTicker:
-    """Advances the engine's epoch every ``tick`` seconds, so deadlines can interrupt guests."""
+    """Advances the engine's epoch every ``tick`` seconds, so deadlines can interrupt guests.
+
+    It ticks only while a deadline may be pending: once the latest deadline handed out has
+    passed, it sleeps until the next one is asked for (:meth:`ticks_for`), so an idle platform
+    costs no wake-ups and requests that never reach a plugin do not compete with it for the GIL.
+    Waking re-bases the clock, so the epoch never owes the ticks it slept through.
+    """
 
     def __init__(self, engine: wasmtime.Engine, tick: float) -> None:
         self.tick = tick
         self._engine = engine
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._start = time.monotonic()
         self._done = 0
         self._base: dict[float, int] = {}
+        self._busy_until = 0.0  # monotonic time of the latest deadline handed out
+        self._sleeping = False
 
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
+            self._wake.clear()
             self._start = time.monotonic()
             self._done = 0
+            self._sleeping = False
             self._thread = threading.Thread(
                 target=self._run, name="goatkit-epoch-ticker", daemon=True
             )
@@ -232,6 +244,7 @@ class EpochTicker:
     def stop(self) -> None:
         if self._thread is not None:
             self._stop.set()
+            self._wake.set()
             self._thread.join()
             self._thread = None
 
@@ -239,14 +252,43 @@ class EpochTicker:
     def running(self) -> bool:
         return self._thread is not None
 
+    @property
+    def sleeping(self) -> bool:
+        """Whether the ticker waits for the next deadline (no deadline is pending)."""
+        return self._sleeping
+
     def _run(self) -> None:
         # The epoch follows the clock, not the number of wake-ups: on a loaded machine a sleep
         # overshoots, and counting wake-ups would make every deadline drift late.
         while not self._stop.wait(self.tick):
-            due = int((time.monotonic() - self._start) / self.tick)
+            now = time.monotonic()
+            due = int((now - self._start) / self.tick)
             for _ in range(due - self._done):
                 self._engine.increment_epoch()
             self._done = max(self._done, due)
+            if now > self._busy_until:
+                self._idle()
+
+    def _idle(self) -> None:
+        # Sleep unless a deadline arrives meanwhile. ticks_for writes _busy_until and then reads
+        # _sleeping; this writes _sleeping and then reads _busy_until: one of the two sees the
+        # other's write, so a new deadline either keeps the ticker awake or wakes it.
+        # stop() sets _stop before _wake: a wake-up this clear() swallows is seen as _stop.
+        self._wake.clear()
+        self._sleeping = True
+        if self._stop.is_set() or time.monotonic() <= self._busy_until:
+            self._sleeping = False
+            return
+        self._wake.wait()
+        self._sleeping = False
+
+    def _wake_up(self, now: float) -> None:
+        with self._lock:
+            if self._sleeping and not self._wake.is_set():
+                # Nothing waited on the epoch while the ticker slept: start counting again from
+                # here, so no backlog of slept-through ticks is added to the new deadline.
+                self._start = now - self._done * self.tick
+                self._wake.set()
 
     def backlog(self, now: float | None = None) -> int:
         """Ticks the clock has passed that the epoch has not caught up with yet."""
@@ -259,8 +301,17 @@ class EpochTicker:
         """Epoch ticks that cover ``seconds``: the deadline fires no earlier than that.
 
         The ticks the epoch still owes the clock are added: they arrive in a burst when the
-        ticker catches up and must not count against this deadline.
+        ticker catches up and must not count against this deadline. Asking for a deadline keeps
+        the ticker awake until it has passed (and wakes a sleeping ticker).
         """
+        now = time.monotonic() if now is None else now
+        # The deadline's epoch comes up to two ticks after ``seconds`` (the +1 below and the
+        # rounding of the start); the ticker keeps going a tick beyond that.
+        end = now + seconds + 3 * self.tick
+        if end > self._busy_until:
+            self._busy_until = end
+        if self._sleeping:
+            self._wake_up(now)
         base = self._base.get(seconds)
         if base is None:
             base = self._base[seconds] = max(1, math.ceil(seconds / self.tick) + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -167,6 +168,88 @@ def test_infinite_loop_stops_at_its_deadline(module: WasmModule, fast: bool) -> 
     elapsed = time.monotonic() - t0
     assert 0.2 <= elapsed < 0.3
     assert "0.2s" in str(info.value) and "sink: loop" in str(info.value)
+
+
+def test_the_ticker_sleeps_when_no_deadline_is_pending_and_a_loop_still_stops(
+    module: WasmModule, fast: bool
+) -> None:
+    ticker = module.engine.ticker
+    inst = instance(module, fast=fast)
+    assert inst.call("echo", b"{}", 0.05) == b"{}"
+    deadline = time.monotonic() + 2.0
+    while not ticker.sleeping:  # the call's deadline passes, then nothing is pending
+        assert time.monotonic() < deadline, "the ticker never went to sleep"
+        time.sleep(0.01)
+    time.sleep(0.3)  # asleep: the ticks of this pause are not owed to the next deadline
+    assert ticker.sleeping and ticker.backlog() > 0
+    t0 = time.monotonic()
+    with pytest.raises(PluginTimeout):
+        inst.call("loop", None, 0.2)  # the deadline wakes the ticker, which stops the loop
+    assert 0.2 <= time.monotonic() - t0 < 0.3
+    assert ticker.backlog() <= 2
+
+
+def test_the_ticker_stops_promptly_asleep_or_awake() -> None:
+    eng = WasmEngine()
+    try:
+        for i in range(200):  # stop() lands at every point of the ticker's loop
+            eng.ticker.start()
+            eng.ticker.ticks_for(0.001 * (i % 3))
+            time.sleep(0.0005 * (i % 7))
+            t0 = time.monotonic()
+            eng.ticker.stop()
+            assert time.monotonic() - t0 < 0.5 and not eng.ticker.running
+    finally:
+        eng.close()
+
+
+def test_a_stop_that_lands_as_the_ticker_goes_to_sleep_is_not_lost() -> None:
+    eng = WasmEngine()
+    ticker = eng.ticker
+
+    class StopJustBeforeClear(threading.Event):
+        def clear(self) -> None:  # stop() runs between the ticker's last check and its clear()
+            ticker._stop.set()
+            self.set()
+            super().clear()
+
+    ticker.start()
+    ticker._wake = StopJustBeforeClear()  # nothing is pending: the next tick goes to sleep
+    thread = ticker._thread
+    assert thread is not None
+    thread.join(timeout=2.0)
+    alive = thread.is_alive()
+    ticker._wake.set()
+    ticker.stop()
+    eng.close()
+    assert not alive, "the ticker slept through stop()"
+
+
+def test_a_deadline_that_lands_as_the_ticker_goes_to_sleep_keeps_it_ticking() -> None:
+    eng = WasmEngine()
+    ticker = eng.ticker
+    armed = [True]
+
+    class DeadlineJustBeforeClear(threading.Event):
+        def clear(self) -> None:  # a call asks for a deadline just as the ticker turns idle
+            if armed[0]:
+                armed[0] = False
+                ticker.ticks_for(1.0)
+            super().clear()
+
+    ticker.start()
+    ticker._wake = DeadlineJustBeforeClear()
+    try:
+        deadline = time.monotonic() + 2.0
+        while armed[0]:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(0.2)
+        assert not ticker.sleeping  # the deadline (1 s) is pending: still ticking
+        assert ticker.backlog() <= 2
+    finally:
+        ticker.stop()
+        eng.close()
 
 
 def test_memory_growth_is_refused_at_the_cap(module: WasmModule) -> None:
