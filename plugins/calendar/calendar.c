@@ -407,26 +407,11 @@ static int valid_email(const char *s, size_t n) {
 /* Host errors and the database                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The last failed host call's code and message (with stand-ins). */
-static void last_error(gk_buf *code, gk_buf *message) {
-    char *err;
-    size_t len;
-    gk_buf_reset(code);
-    gk_buf_reset(message);
-    if (gk_last_error(&err, &len)) {
-        gk_json_get_string(err, len, "code", code);
-        gk_json_get_string(err, len, "message", message);
-        gk_free(err);
-    }
-    if (code->len == 0) gk_buf_append_cstr(code, "host_error");
-    if (message->len == 0) gk_buf_append_cstr(message, "a host call failed");
-}
-
 /* Returns the last failed host call as this call's error (same code). */
 static uint64_t return_host_error(const char *what) {
     gk_buf code = GK_BUF_INIT, message = GK_BUF_INIT, text = GK_BUF_INIT;
     uint64_t r;
-    last_error(&code, &message);
+    gk_last_error_parts(&code, &message);
     gk_buf_append_cstr(&text, what);
     gk_buf_append_cstr(&text, ": ");
     gk_buf_append(&text, message.data, message.len);
@@ -438,44 +423,12 @@ static uint64_t return_host_error(const char *what) {
     return r;
 }
 
-/* A statement's JSON: sql_begin writes {"query": sql, "args": [ and the
- * caller appends the arguments with gk_json_*; sql_end closes it. */
-static void sql_begin(gk_buf *b, const char *sql) {
-    gk_buf_reset(b);
-    gk_json_object_begin(b);
-    gk_json_key(b, "query");
-    gk_json_cstr(b, sql);
-    gk_json_key(b, "args");
-    gk_json_array_begin(b);
-}
-
-static void sql_end(gk_buf *b) {
-    gk_json_array_end(b);
-    gk_json_object_end(b);
-}
-
-/* Runs a db_query statement; rows gets the host's answer (an array, or
- * null for no rows). Returns 0 on failure (see gk_last_error). */
-static int db_query(const gk_buf *stmt, gk_buf *rows) {
-    return !stmt->oom && gk_host_call("db_query", stmt->data, stmt->len, rows);
-}
-
-/* Runs a db_exec statement; *affected (may be NULL) gets the row count. */
-static int db_exec(const gk_buf *stmt, int64_t *affected) {
-    gk_buf res = GK_BUF_INIT;
-    int ok = !stmt->oom && gk_host_call("db_exec", stmt->data, stmt->len, &res);
-    if (ok && affected && !gk_json_get_int(res.data, res.len, "affected", affected))
-        *affected = 0;
-    gk_buf_free(&res);
-    return ok;
-}
-
 static int db_exec_sql(const char *sql) {
     gk_buf stmt = GK_BUF_INIT;
     int ok;
-    sql_begin(&stmt, sql);
-    sql_end(&stmt);
-    ok = db_exec(&stmt, NULL);
+    gk_sql_begin(&stmt, sql);
+    gk_sql_end(&stmt);
+    ok = gk_db_exec(&stmt, NULL);
     gk_buf_free(&stmt);
     return ok;
 }
@@ -895,7 +848,7 @@ static int insert_appointment(const appt_input *in, gk_buf *uid, int64_t *id) {
     gk_buf_append_cstr(uid, hex);
     gk_buf_append_cstr(uid, "@goatkit");
 
-    sql_begin(&stmt,
+    gk_sql_begin(&stmt,
               "INSERT INTO calendar_appointments (title, description, location, start_utc, "
               "end_utc, tzid, start_local, end_local, offset_minutes, end_offset_minutes, "
               "attendee_email, remind_minutes, remind_at, uid, created_at, updated_at) "
@@ -904,13 +857,13 @@ static int insert_appointment(const appt_input *in, gk_buf *uid, int64_t *id) {
     gk_json_string(&stmt, buf_str(uid), uid->len);
     gk_json_cstr(&stmt, now);
     gk_json_cstr(&stmt, now);
-    sql_end(&stmt);
-    ok = db_exec(&stmt, NULL);
+    gk_sql_end(&stmt);
+    ok = gk_db_exec(&stmt, NULL);
     if (ok) {
-        sql_begin(&stmt, "SELECT id FROM calendar_appointments WHERE uid = ?");
+        gk_sql_begin(&stmt, "SELECT id FROM calendar_appointments WHERE uid = ?");
         gk_json_string(&stmt, buf_str(uid), uid->len);
-        sql_end(&stmt);
-        ok = db_query(&stmt, &rows);
+        gk_sql_end(&stmt);
+        ok = gk_db_query(&stmt, &rows);
         *id = 0;
         if (ok && gk_json_iter_begin(&it, rows.data, rows.len, '[') &&
             gk_json_iter_next(&it, NULL, &row, &type))
@@ -945,10 +898,10 @@ static int load_appointment(int64_t id, gk_buf *row) {
     gk_slice r;
     int type, found = 0;
     gk_buf_reset(row);
-    sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments WHERE id = ?");
+    gk_sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments WHERE id = ?");
     gk_json_int(&stmt, id);
-    sql_end(&stmt);
-    if (!db_query(&stmt, &rows)) found = -1;
+    gk_sql_end(&stmt);
+    if (!gk_db_query(&stmt, &rows)) found = -1;
     else if (gk_json_iter_begin(&it, rows.data, rows.len, '[') &&
              gk_json_iter_next(&it, NULL, &r, &type) && type == GK_JSON_OBJECT) {
         gk_buf_append(row, r.ptr, r.len);
@@ -1015,14 +968,14 @@ static void write_item(gk_buf *out, gk_slice row) {
 static int query_range(const char *from, const char *to, gk_buf *rows) {
     gk_buf stmt = GK_BUF_INIT;
     int ok;
-    sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments "
+    gk_sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments "
                      "WHERE start_local >= ? AND start_local < ? "
                      "ORDER BY start_local, start_utc, id LIMIT ?");
     gk_json_cstr(&stmt, from);
     gk_json_cstr(&stmt, to);
     gk_json_int(&stmt, MAX_VIEW_ROWS);
-    sql_end(&stmt);
-    ok = db_query(&stmt, rows);
+    gk_sql_end(&stmt);
+    ok = gk_db_query(&stmt, rows);
     gk_buf_free(&stmt);
     return ok;
 }
@@ -1484,7 +1437,7 @@ static uint64_t fn_update_submit(const char *args, size_t len) {
     }
     fmt_utc(now, now_epoch());
     /* SET expressions see the old row, so the CASE compares old with new. */
-    sql_begin(&stmt,
+    gk_sql_begin(&stmt,
               "UPDATE calendar_appointments SET title = ?, description = ?, location = ?, "
               "start_utc = ?, end_utc = ?, tzid = ?, start_local = ?, end_local = ?, "
               "offset_minutes = ?, end_offset_minutes = ?, attendee_email = ?, "
@@ -1497,8 +1450,8 @@ static uint64_t fn_update_submit(const char *args, size_t len) {
     gk_json_string(&stmt, buf_str(&in.email), in.email.len);
     gk_json_cstr(&stmt, now);
     gk_json_int(&stmt, id);
-    sql_end(&stmt);
-    if (!db_exec(&stmt, &affected)) res = return_host_error("saving the appointment");
+    gk_sql_end(&stmt);
+    if (!gk_db_exec(&stmt, &affected)) res = return_host_error("saving the appointment");
     else if (affected == 0) res = not_found_page(id); /* deleted meanwhile */
     else res = redirect_to_month(1, in.start_local, "saved");
     input_free(&in);
@@ -1524,10 +1477,10 @@ static uint64_t fn_delete_submit(const char *args, size_t len) {
     r.ptr = row.data;
     r.len = row.len;
     row_text(r, "start_local", &start);
-    sql_begin(&stmt, "DELETE FROM calendar_appointments WHERE id = ?");
+    gk_sql_begin(&stmt, "DELETE FROM calendar_appointments WHERE id = ?");
     gk_json_int(&stmt, id);
-    sql_end(&stmt);
-    if (!db_exec(&stmt, &affected)) res = return_host_error("deleting the appointment");
+    gk_sql_end(&stmt);
+    if (!gk_db_exec(&stmt, &affected)) res = return_host_error("deleting the appointment");
     else if (affected == 0 || start.len < 7) res = not_found_page(id);
     else res = redirect_to_month(2, start.data, "deleted");
     gk_buf_free(&row);
@@ -1662,12 +1615,12 @@ static uint64_t fn_feed_ics(void) {
     ics_begin(&ics);
     ICS_LIT(&ics, "X-WR-CALNAME:Calendar");
     do {
-        sql_begin(&stmt, "SELECT " APPT_COLUMNS
+        gk_sql_begin(&stmt, "SELECT " APPT_COLUMNS
                          " FROM calendar_appointments WHERE id > ? ORDER BY id LIMIT ?");
         gk_json_int(&stmt, last);
         gk_json_int(&stmt, FEED_PAGE);
-        sql_end(&stmt);
-        if (!db_query(&stmt, &rows)) {
+        gk_sql_end(&stmt);
+        if (!gk_db_query(&stmt, &rows)) {
             gk_buf_free(&ics);
             gk_buf_free(&stmt);
             gk_buf_free(&rows);
@@ -1747,13 +1700,13 @@ static uint64_t fn_upcoming(const char *args, size_t len) {
         return gk_return_error("bad_input", "upcoming: limit must be a whole number from 1 to 50");
     if (!ensure_schema()) return return_host_error("creating the calendar table");
     fmt_utc(now, now_epoch());
-    sql_begin(&stmt, "SELECT id, title, start_local, end_local, tzid, start_utc, end_utc, "
+    gk_sql_begin(&stmt, "SELECT id, title, start_local, end_local, tzid, start_utc, end_utc, "
                      "offset_minutes, location FROM calendar_appointments "
                      "WHERE end_utc >= ? ORDER BY start_utc, id LIMIT ?");
     gk_json_cstr(&stmt, now);
     gk_json_int(&stmt, limit);
-    sql_end(&stmt);
-    if (!db_query(&stmt, &rows)) {
+    gk_sql_end(&stmt);
+    if (!gk_db_query(&stmt, &rows)) {
         gk_buf_free(&stmt);
         gk_buf_free(&rows);
         return return_host_error("reading appointments");
@@ -1951,15 +1904,15 @@ static uint64_t fn_send_reminders(const char *args, size_t len) {
     gk_buf_free(&now_arg);
     if (!ensure_schema()) return return_host_error("creating the calendar table");
     fmt_utc(now_s, now);
-    sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments "
+    gk_sql_begin(&stmt, "SELECT " APPT_COLUMNS " FROM calendar_appointments "
                      "WHERE reminded_at IS NULL AND remind_at <= ? AND start_utc > ? "
                      "AND attendee_email IS NOT NULL AND attendee_email <> '' "
                      "ORDER BY remind_at, id LIMIT ?");
     gk_json_cstr(&stmt, now_s);
     gk_json_cstr(&stmt, now_s);
     gk_json_int(&stmt, REMIND_BATCH);
-    sql_end(&stmt);
-    if (!db_query(&stmt, &rows)) {
+    gk_sql_end(&stmt);
+    if (!gk_db_query(&stmt, &rows)) {
         gk_buf_free(&stmt);
         gk_buf_free(&rows);
         return return_host_error("reading due reminders");
@@ -1973,7 +1926,7 @@ static uint64_t fn_send_reminders(const char *args, size_t len) {
             if (!parse_utc(buf_str(&start), start.len, &t)) continue;
             if (t - row_int(row, "remind_minutes") * 60 > now) continue; /* not yet */
             if (!send_reminder(row)) {
-                last_error(&code, &message);
+                gk_last_error_parts(&code, &message);
                 gk_logf(GK_LOG_WARN, "reminder for appointment %lld not sent: %s",
                         (long long)id, buf_str(&code));
                 failed++;
@@ -1990,13 +1943,13 @@ static uint64_t fn_send_reminders(const char *args, size_t len) {
             sent++;
             /* Marked only after the mail went out; a failure here means the
              * reminder may be sent again, which beats never sending it. */
-            sql_begin(&stmt, "UPDATE calendar_appointments SET reminded_at = ? "
+            gk_sql_begin(&stmt, "UPDATE calendar_appointments SET reminded_at = ? "
                              "WHERE id = ? AND reminded_at IS NULL");
             gk_json_cstr(&stmt, now_s);
             gk_json_int(&stmt, id);
-            sql_end(&stmt);
-            if (!db_exec(&stmt, NULL)) {
-                last_error(&code, &message);
+            gk_sql_end(&stmt);
+            if (!gk_db_exec(&stmt, NULL)) {
+                gk_last_error_parts(&code, &message);
                 gk_logf(GK_LOG_ERROR, "reminder for appointment %lld sent but not marked: %s",
                         (long long)id, buf_str(&code));
             }

@@ -287,18 +287,8 @@ static void set_error(const char *code, const char *message) {
 
 /* Keeps the last failed host call's error (for return_error) and logs it. */
 static void capture_host_error(const char *what) {
-    char *err;
-    size_t len;
     gk_buf line = GK_BUF_INIT;
-    gk_buf_reset(&g_err_code);
-    gk_buf_reset(&g_err_message);
-    if (gk_last_error(&err, &len)) {
-        gk_json_get_string(err, len, "code", &g_err_code);
-        gk_json_get_string(err, len, "message", &g_err_message);
-        gk_free(err);
-    }
-    if (g_err_code.len == 0) gk_buf_append_cstr(&g_err_code, "host_error");
-    if (g_err_message.len == 0) gk_buf_append_cstr(&g_err_message, "a host call failed");
+    gk_last_error_parts(&g_err_code, &g_err_message);
     gk_buf_append_cstr(&line, what);
     LIT(&line, " failed: ");
     gk_buf_append(&line, g_err_code.data, g_err_code.len);
@@ -1108,24 +1098,6 @@ static uint64_t not_found(int64_t id) {
     return page_end(&b, 404);
 }
 
-/* A 303 to location, relative to the request's URL: the plugin does not
- * know the app's root_path, and a relative reference keeps it. */
-static uint64_t redirect(const char *location) {
-    gk_buf b = GK_BUF_INIT;
-    gk_json_object_begin(&b);
-    gk_json_key(&b, "status");
-    gk_json_int(&b, 303);
-    gk_json_key(&b, "headers");
-    gk_json_object_begin(&b);
-    gk_json_key(&b, "location");
-    gk_json_cstr(&b, location);
-    gk_json_object_end(&b);
-    gk_json_key(&b, "body");
-    gk_json_cstr(&b, "");
-    gk_json_object_end(&b);
-    return gk_return_buf(&b);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Public pages                                                             */
 /* ------------------------------------------------------------------------ */
@@ -1479,7 +1451,8 @@ static uint64_t fn_save_page(const char *args, size_t len, int update) {
         r = store_article(&in, &id);
         if (r < 0) result = return_error();
         else if (r == 0) result = not_found(in.id);
-        else result = redirect(update ? "../manage?done=saved" : "../manage?done=created");
+        else result = gk_return_redirect(update ? "../manage?done=saved"
+                                                : "../manage?done=created");
     }
     input_free(&in);
     return result;
@@ -1533,7 +1506,8 @@ static uint64_t fn_publish_page(const char *args, size_t len) {
     }
     gk_buf_free(&p);
     if (!affected) return not_found(id);
-    return redirect(now ? "../../manage?done=published" : "../../manage?done=unpublished");
+    return gk_return_redirect(now ? "../../manage?done=published"
+                                  : "../../manage?done=unpublished");
 }
 
 /* POST /faq/manage/{id}/delete */
@@ -1550,7 +1524,7 @@ static uint64_t fn_delete_page(const char *args, size_t len) {
     if (!ok) return return_error();
     if (!affected) return not_found(id);
     fts_sync(id, NULL, NULL);
-    return redirect("../../manage?done=deleted");
+    return gk_return_redirect("../../manage?done=deleted");
 }
 
 /* POST /faq/manage/categories: name=... */
@@ -1569,7 +1543,7 @@ static uint64_t fn_category_page(const char *args, size_t len) {
         r = store_category(&name, 0, 0, &id);
         if (r < 0) result = return_error();
         else if (r == 0) result = manage_page("error.category_exists", &name);
-        else result = redirect("../manage?done=category");
+        else result = gk_return_redirect("../manage?done=category");
     }
     gk_buf_free(&name);
     return result;

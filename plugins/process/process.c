@@ -606,37 +606,14 @@ static void write_state_ref(gk_buf *b, const workflow *wf, int i) {
 
 /* Host errors are reported as this call's error, with the host's code. */
 static uint64_t return_host_error(const char *what) {
-    char *err;
-    size_t len;
     gk_buf code = GK_BUF_INIT, message = GK_BUF_INIT;
     uint64_t r;
-    if (gk_last_error(&err, &len)) {
-        gk_json_get_string(err, len, "code", &code);
-        gk_json_get_string(err, len, "message", &message);
-        gk_free(err);
-    }
-    if (!code.len) gk_buf_append_cstr(&code, "host_error");
-    if (!message.len) gk_buf_append_cstr(&message, "a host call failed");
+    gk_last_error_parts(&code, &message);
     gk_logf(GK_LOG_WARN, "%s failed: %s", what, code.data);
     r = gk_return_error(code.data, message.data);
     gk_buf_free(&code);
     gk_buf_free(&message);
     return r;
-}
-
-/* Starts {"query": sql, "args": [ ; the caller adds the arguments. */
-static void query_begin(gk_buf *b, const char *sql) {
-    gk_buf_reset(b);
-    gk_json_object_begin(b);
-    gk_json_key(b, "query");
-    gk_json_cstr(b, sql);
-    gk_json_key(b, "args");
-    gk_json_array_begin(b);
-}
-
-static void query_end(gk_buf *b) {
-    gk_json_array_end(b);
-    gk_json_object_end(b);
 }
 
 /* Runs a built statement with db_exec or db_query; the answer goes to res. */
@@ -662,7 +639,7 @@ static int ensure_tables(void) {
     if (dialect == GK_DB_UNKNOWN) return 0;
     /* The plugin numbers its rows itself (see insert_workflow), so the id is
      * a plain key: the rowid on SQLite, a bigint on PostgreSQL. */
-    query_begin(&req, dialect == GK_DB_POSTGRES
+    gk_sql_begin(&req, dialect == GK_DB_POSTGRES
                           ? "CREATE TABLE IF NOT EXISTS process_workflows ("
                             "id BIGINT PRIMARY KEY, name TEXT NOT NULL, entity TEXT NOT NULL, "
                             "definition TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0, "
@@ -671,12 +648,12 @@ static int ensure_tables(void) {
                             "id INTEGER PRIMARY KEY, name TEXT NOT NULL, entity TEXT NOT NULL, "
                             "definition TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 0, "
                             "updated_at TEXT NOT NULL)");
-    query_end(&req);
+    gk_sql_end(&req);
     ok = run("db_exec", &req, &res);
     if (ok) {
-        query_begin(&req, "CREATE INDEX IF NOT EXISTS process_workflows_entity_idx "
+        gk_sql_begin(&req, "CREATE INDEX IF NOT EXISTS process_workflows_entity_idx "
                           "ON process_workflows (entity, active)");
-        query_end(&req);
+        gk_sql_end(&req);
         ok = run("db_exec", &req, &res);
     }
     gk_buf_free(&req);
@@ -706,9 +683,9 @@ static int first_row(const gk_buf *rows, gk_buf *row) {
 static int load_workflow(int64_t id, gk_buf *row) {
     gk_buf req = GK_BUF_INIT, res = GK_BUF_INIT;
     int found = -1;
-    query_begin(&req, WORKFLOW_COLUMNS " WHERE id = ?");
+    gk_sql_begin(&req, WORKFLOW_COLUMNS " WHERE id = ?");
     gk_json_int(&req, id);
-    query_end(&req);
+    gk_sql_end(&req);
     if (run("db_query", &req, &res)) found = first_row(&res, row);
     gk_buf_free(&req);
     gk_buf_free(&res);
@@ -742,8 +719,8 @@ static int insert_workflow(const char *name, const char *entity, const gk_buf *d
     gk_buf_append_cstr(&sql, now_sql());
     gk_buf_append_char(&sql, ')');
     for (attempt = 0; attempt < 5 && !ok; attempt++) {
-        query_begin(&req, "SELECT COALESCE(MAX(id), 0) + 1 AS next FROM process_workflows");
-        query_end(&req);
+        gk_sql_begin(&req, "SELECT COALESCE(MAX(id), 0) + 1 AS next FROM process_workflows");
+        gk_sql_end(&req);
         if (!run("db_query", &req, &res)) break;
         {
             gk_buf row = GK_BUF_INIT;
@@ -751,13 +728,13 @@ static int insert_workflow(const char *name, const char *entity, const gk_buf *d
             gk_buf_free(&row);
             if (!have) *id = 1;
         }
-        query_begin(&req, sql.data);
+        gk_sql_begin(&req, sql.data);
         gk_json_int(&req, *id);
         gk_json_cstr(&req, name);
         gk_json_cstr(&req, entity);
         gk_json_string(&req, def->data, def->len);
         gk_json_int(&req, active ? 1 : 0);
-        query_end(&req);
+        gk_sql_end(&req);
         ok = run("db_exec", &req, &res);
     }
     gk_buf_free(&req);
@@ -772,16 +749,16 @@ static int set_active(int64_t id, int on) {
     int ok;
     if (on) {
         /* One statement: the others of the entity go off as this one goes on. */
-        query_begin(&req, "UPDATE process_workflows "
+        gk_sql_begin(&req, "UPDATE process_workflows "
                           "SET active = CASE WHEN id = ? THEN 1 ELSE 0 END "
                           "WHERE entity = (SELECT entity FROM process_workflows WHERE id = ?)");
         gk_json_int(&req, id);
         gk_json_int(&req, id);
     } else {
-        query_begin(&req, "UPDATE process_workflows SET active = 0 WHERE id = ?");
+        gk_sql_begin(&req, "UPDATE process_workflows SET active = 0 WHERE id = ?");
         gk_json_int(&req, id);
     }
-    query_end(&req);
+    gk_sql_end(&req);
     ok = run("db_exec", &req, &res);
     gk_buf_free(&req);
     gk_buf_free(&res);
@@ -793,14 +770,14 @@ static int set_active(int64_t id, int on) {
 static int keep_one_active(int64_t id) {
     gk_buf req = GK_BUF_INIT, res = GK_BUF_INIT;
     int ok;
-    query_begin(&req, "UPDATE process_workflows SET active = 0 "
+    gk_sql_begin(&req, "UPDATE process_workflows SET active = 0 "
                       "WHERE id <> ? AND active = 1 "
                       "AND entity = (SELECT entity FROM process_workflows WHERE id = ?) "
                       "AND EXISTS (SELECT 1 FROM process_workflows WHERE id = ? AND active = 1)");
     gk_json_int(&req, id);
     gk_json_int(&req, id);
     gk_json_int(&req, id);
-    query_end(&req);
+    gk_sql_end(&req);
     ok = run("db_exec", &req, &res);
     gk_buf_free(&req);
     gk_buf_free(&res);
@@ -816,11 +793,11 @@ static int update_workflow(int64_t id, const char *name, const gk_buf *def) {
     gk_buf_append_cstr(&sql, "updated_at = ");
     gk_buf_append_cstr(&sql, now_sql());
     gk_buf_append_cstr(&sql, " WHERE id = ?");
-    query_begin(&req, sql.data);
+    gk_sql_begin(&req, sql.data);
     gk_json_string(&req, def->data, def->len);
     if (name) gk_json_cstr(&req, name);
     gk_json_int(&req, id);
-    query_end(&req);
+    gk_sql_end(&req);
     ok = run("db_exec", &req, &res);
     gk_buf_free(&req);
     gk_buf_free(&res);
@@ -832,9 +809,9 @@ static int update_workflow(int64_t id, const char *name, const gk_buf *def) {
 static int load_active(const char *entity, gk_buf *row) {
     gk_buf req = GK_BUF_INIT, res = GK_BUF_INIT;
     int found = -1;
-    query_begin(&req, WORKFLOW_COLUMNS " WHERE entity = ? AND active = 1 ORDER BY id LIMIT 1");
+    gk_sql_begin(&req, WORKFLOW_COLUMNS " WHERE entity = ? AND active = 1 ORDER BY id LIMIT 1");
     gk_json_cstr(&req, entity);
-    query_end(&req);
+    gk_sql_end(&req);
     if (run("db_query", &req, &res)) found = first_row(&res, row);
     gk_buf_free(&req);
     gk_buf_free(&res);
@@ -855,24 +832,6 @@ static uint64_t return_template(const char *name, const gk_buf *context, int sta
     gk_json_raw(&out, context->data, context->len);
     gk_json_key(&out, "status");
     gk_json_int(&out, status);
-    gk_json_object_end(&out);
-    return gk_return_buf(&out);
-}
-
-/* A 303 to location (relative to the request's URL, so it works wherever
- * the host mounts the app). */
-static uint64_t return_redirect(const char *location) {
-    gk_buf out = GK_BUF_INIT;
-    gk_json_object_begin(&out);
-    gk_json_key(&out, "status");
-    gk_json_int(&out, 303);
-    gk_json_key(&out, "headers");
-    gk_json_object_begin(&out);
-    gk_json_key(&out, "location");
-    gk_json_cstr(&out, location);
-    gk_json_object_end(&out);
-    gk_json_key(&out, "body");
-    gk_json_cstr(&out, "");
     gk_json_object_end(&out);
     return gk_return_buf(&out);
 }
@@ -989,8 +948,8 @@ static uint64_t list_page(const char *name, const char *entity, const problems *
     workflow *wf;
     uint64_t r;
 
-    query_begin(&req, WORKFLOW_COLUMNS " ORDER BY entity, name, id");
-    query_end(&req);
+    gk_sql_begin(&req, WORKFLOW_COLUMNS " ORDER BY entity, name, id");
+    gk_sql_end(&req);
     if (!run("db_query", &req, &rows)) {
         gk_buf_free(&req);
         gk_buf_free(&rows);
@@ -1092,7 +1051,7 @@ static uint64_t fn_create_workflow(const char *args, size_t len) {
             /* From /process/new, "../process/<id>" is /process/<id> under any mount. */
             strcpy(location, "../process/");
             strcat(location, int_text(num, id));
-            r = return_redirect(location);
+            r = gk_return_redirect(location);
         } else
             r = return_host_error("creating a workflow");
     }
@@ -1218,9 +1177,9 @@ static uint64_t fn_change(const char *args, size_t len, const char *what) {
     if (found < 0) return return_host_error("reading a workflow");
     if (!found) return return_not_found_page(id);
     if (strcmp(what, "delete") == 0) {
-        query_begin(&req, "DELETE FROM process_workflows WHERE id = ?");
+        gk_sql_begin(&req, "DELETE FROM process_workflows WHERE id = ?");
         gk_json_int(&req, id);
-        query_end(&req);
+        gk_sql_end(&req);
         ok = run("db_exec", &req, &res);
     } else
         ok = set_active(id, strcmp(what, "activate") == 0);
@@ -1228,7 +1187,7 @@ static uint64_t fn_change(const char *args, size_t len, const char *what) {
     gk_buf_free(&res);
     if (!ok) return return_host_error(what);
     /* From /process/<id>/<what>, "../../process" is /process under any mount. */
-    return return_redirect("../../process");
+    return gk_return_redirect("../../process");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1484,10 +1443,10 @@ static uint64_t fn_save_workflow(const char *args, size_t len) {
     }
     write_definition(&def, wf);
     if (has_id) {
-        query_begin(&req, "UPDATE process_workflows SET entity = ? WHERE id = ?");
+        gk_sql_begin(&req, "UPDATE process_workflows SET entity = ? WHERE id = ?");
         gk_json_string(&req, entity.data, entity.len);
         gk_json_int(&req, id);
-        query_end(&req);
+        gk_sql_end(&req);
         ok = run("db_exec", &req, &res) && update_workflow(id, name.data, &def);
     } else
         ok = insert_workflow(name.data, entity.data, &def, 0, &id);

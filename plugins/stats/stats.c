@@ -294,21 +294,11 @@ static int read_range(const char *args, size_t len, int64_t default_to, int64_t 
  * (e.g. capability_denied when the db grant is missing). */
 static uint64_t return_last_error(const char *what) {
     gk_buf code = GK_BUF_INIT, message = GK_BUF_INIT, full = GK_BUF_INIT;
-    char *err;
-    size_t len;
     uint64_t r;
-    if (gk_last_error(&err, &len)) {
-        gk_json_get_string(err, len, "code", &code);
-        gk_json_get_string(err, len, "message", &message);
-        gk_free(err);
-    }
-    if (!code.data || code.len == 0) {
-        gk_buf_reset(&code);
-        gk_buf_append_cstr(&code, "host_error");
-    }
+    gk_last_error_parts(&code, &message);
     gk_buf_append_cstr(&full, what);
     gk_buf_append_cstr(&full, ": ");
-    gk_buf_append_cstr(&full, message.data && message.len ? message.data : "a host call failed");
+    gk_buf_append(&full, message.data, message.len);
     gk_logf(GK_LOG_WARN, "%s failed: %s", what, code.data);
     r = gk_return_error(code.data, full.oom ? what : full.data);
     gk_buf_free(&code);
@@ -325,23 +315,12 @@ static uint64_t return_input_error(const input_error *err) {
 /* Queries                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* db_query args: {"query": sql, "args": [...]}; the caller adds the values
- * between query_begin and query_run. */
-static void query_begin(gk_buf *q, const char *sql) {
-    gk_buf_reset(q);
-    gk_json_object_begin(q);
-    gk_json_key(q, "query");
-    gk_json_cstr(q, sql);
-    gk_json_key(q, "args");
-    gk_json_array_begin(q);
-}
-
-/* Runs the query in q; rows gets the answer (an array, or null for none).
- * Returns 0 when the host refused it (see gk_last_error). */
+/* Runs the statement q (begun with gk_sql_begin, arguments added); rows gets
+ * the answer (an array, or null for none). Returns 0 when the host refused
+ * it (see gk_last_error). */
 static int query_run(gk_buf *q, gk_buf *rows) {
-    gk_json_array_end(q);
-    gk_json_object_end(q);
-    return !q->oom && gk_host_call("db_query", q->data, q->len, rows);
+    gk_sql_end(q);
+    return gk_db_query(q, rows);
 }
 
 /* A row's string column as text; NULL (or a non-string) becomes `missing`. */
@@ -455,7 +434,7 @@ static int load_groups(const range *r, groups *g) {
     gk_slice row;
     int type, i, ok;
     size_t s, j;
-    query_begin(&q, GROUPS_SQL);
+    gk_sql_begin(&q, GROUPS_SQL);
     for (i = 0; i < DIM_COUNT; i++) {
         gk_json_cstr(&q, r->from_s);
         gk_json_cstr(&q, r->to_s);
@@ -506,7 +485,7 @@ static int load_per_day(const range *r, int64_t *created, int64_t *closed, int w
     gk_json_iter it;
     gk_slice row;
     int type, ok;
-    query_begin(&q, PER_DAY_SQL);
+    gk_sql_begin(&q, PER_DAY_SQL);
     gk_json_cstr(&q, r->from_s);
     gk_json_cstr(&q, r->to_s);
     /* The widget has no use for the closed counts: an empty range skips them. */
@@ -564,7 +543,7 @@ static int load_median(const range *r, int64_t *closed, int *has_median, double 
         gk_slice row;
         int type;
         size_t page = 0;
-        query_begin(&q, first ? DURATIONS_SQL : DURATIONS_NEXT_SQL);
+        gk_sql_begin(&q, first ? DURATIONS_SQL : DURATIONS_NEXT_SQL);
         gk_json_cstr(&q, r->from_s);
         gk_json_cstr(&q, r->to_s);
         if (!first) gk_json_int(&q, last_id);
@@ -725,7 +704,7 @@ static int load_open_count(int64_t *open, int64_t *total) {
     gk_slice row;
     int type, ok;
     *open = *total = 0;
-    query_begin(&q, OPEN_SQL);
+    gk_sql_begin(&q, OPEN_SQL);
     ok = query_run(&q, &rows);
     if (ok && gk_json_iter_begin(&it, rows.data, rows.len, '[') &&
         gk_json_iter_next(&it, NULL, &row, &type) && type == GK_JSON_OBJECT) {

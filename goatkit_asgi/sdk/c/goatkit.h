@@ -39,10 +39,12 @@
  * - JSON reading of top-level fields: gk_json_find, gk_json_get_string/int/
  *   double/bool, gk_json_decode_string; arrays and objects member by member:
  *   gk_json_iter_begin, gk_json_iter_next
- * - database: gk_db_dialect (SQLite or PostgreSQL)
- * - host: gk_host_call, gk_host_call_json, gk_last_error, gk_log*, gk_logf,
+ * - database: gk_sql_begin/gk_sql_end build a statement, gk_db_query and
+ *   gk_db_exec run it, gk_db_dialect (SQLite or PostgreSQL)
+ * - host: gk_host_call, gk_host_call_json, gk_last_error,
+ *   gk_last_error_parts, gk_log*, gk_logf,
  *   gk_cache_set, gk_cache_get, gk_config_get
- * - results: gk_return_json/cstr/buf/error/empty, gk_return_static
+ * - results: gk_return_json/cstr/buf/error/empty/redirect, gk_return_static
  *
  * How the header is organised
  * ---------------------------
@@ -1065,6 +1067,58 @@ static inline int gk_config_get(const char *key, gk_buf *result) {
     return ok;
 }
 
+/* The {"code","message"} of the last failed host call, decoded into code and
+ * message (both emptied first), with stand-ins ("host_error", "a host call
+ * failed") when the host gave no readable report. */
+static inline void gk_last_error_parts(gk_buf *code, gk_buf *message) {
+    char *err;
+    size_t len;
+    gk_buf_reset(code);
+    gk_buf_reset(message);
+    if (gk_last_error(&err, &len)) {
+        gk_json_get_string(err, len, "code", code);
+        gk_json_get_string(err, len, "message", message);
+        gk_free(err);
+    }
+    if (code->len == 0) gk_buf_append_cstr(code, "host_error");
+    if (message->len == 0) gk_buf_append_cstr(message, "a host call failed");
+}
+
+/* Statements for db_query and db_exec: gk_sql_begin empties b and writes
+ * {"query": sql, "args": [ ; the caller appends the arguments with gk_json_*
+ * and gk_sql_end closes the array and the object. */
+static inline void gk_sql_begin(gk_buf *b, const char *sql) {
+    gk_buf_reset(b);
+    gk_json_object_begin(b);
+    gk_json_key(b, "query");
+    gk_json_cstr(b, sql);
+    gk_json_key(b, "args");
+    gk_json_array_begin(b);
+}
+
+static inline void gk_sql_end(gk_buf *b) {
+    gk_json_array_end(b);
+    gk_json_object_end(b);
+}
+
+/* Runs a finished statement with db_query; rows gets the host's answer (an
+ * array of row objects, or null for none). Returns 0 on failure (see
+ * gk_last_error), also when the statement ran out of memory. */
+static inline int gk_db_query(const gk_buf *stmt, gk_buf *rows) {
+    return !stmt->oom && gk_host_call("db_query", stmt->data, stmt->len, rows);
+}
+
+/* Runs a finished statement with db_exec; *affected (may be NULL) gets the
+ * number of rows changed. Returns 0 on failure (see gk_last_error). */
+static inline int gk_db_exec(const gk_buf *stmt, int64_t *affected) {
+    gk_buf res = GK_BUF_INIT;
+    int ok = !stmt->oom && gk_host_call("db_exec", stmt->data, stmt->len, &res);
+    if (ok && affected && !gk_json_get_int(res.data, res.len, "affected", affected))
+        *affected = 0;
+    gk_buf_free(&res);
+    return ok;
+}
+
 /* Which database db_query and db_exec reach, for the SQL that differs (DDL,
  * full-text search, date arithmetic): GK_DB_SQLITE or GK_DB_POSTGRES, or
  * GK_DB_UNKNOWN when the probe failed for another reason (no database, a
@@ -1132,6 +1186,24 @@ static inline uint64_t gk_return_buf(gk_buf *b) {
     gk_buf_free(b);
 #endif
     return r;
+}
+
+/* A route's "303 See Other" to location (a URL or a path, relative ones
+ * resolved by the browser against the request's URL). */
+static inline uint64_t gk_return_redirect(const char *location) {
+    gk_buf b = GK_BUF_INIT;
+    gk_json_object_begin(&b);
+    gk_json_key(&b, "status");
+    gk_json_int(&b, 303);
+    gk_json_key(&b, "headers");
+    gk_json_object_begin(&b);
+    gk_json_key(&b, "location");
+    gk_json_cstr(&b, location);
+    gk_json_object_end(&b);
+    gk_json_key(&b, "body");
+    gk_json_cstr(&b, "");
+    gk_json_object_end(&b);
+    return gk_return_buf(&b);
 }
 
 /* For gk_register only: packs static data the host must never free. */
